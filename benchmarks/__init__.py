@@ -1,0 +1,1 @@
+"""Benchmarks of cogment against the raw gRPC floor."""

@@ -1,0 +1,1 @@
+"""Cogment Python SDK."""

@@ -1,0 +1,68 @@
+"""The exceptions cogment raises.
+
+* CogmentError: the root of every error cogment raises.
+    * ConfigurationError: a project (cogment.yaml, cog_settings, arguments) is malformed.
+    * CogmentRpcError: a gRPC call failed; carries `code`, `message` and `details`.
+        * TrialError: a trial ended because of a failure (service error, unreachable...).
+    * TrialEndedError: an operation was attempted on a trial that is already over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+
+class CogmentError(Exception):
+    """The root of every error cogment raises."""
+
+
+class ConfigurationError(CogmentError):
+    """A project, its cogment.yaml or its settings are malformed."""
+
+
+class TrialEndedError(CogmentError):
+    """The trial is over; nothing more can be done with it."""
+
+
+class CogmentRpcError(CogmentError):
+    """A gRPC call failed."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, details: Any = None) -> None:
+        super().__init__(code, message, details)
+        self._code = code
+        self._message = message
+        self._details = details
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @property
+    def details(self) -> Any:
+        return self._details
+
+    def __str__(self) -> str:
+        return f"{self._code.name}: {self._message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self._code.name}, message={self._message!r})"
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self._code, self._message, self._details))
+
+
+class TrialError(CogmentRpcError):
+    """A trial was ended by a failure; `message` says which service failed and why."""
+
+
+def from_rpc_error(error: grpc.RpcError) -> CogmentRpcError:
+    """Translates a grpc.RpcError into the matching cogment exception."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = error.details() if hasattr(error, "details") else str(error)
+    return CogmentRpcError(code, details or "", None)

@@ -1,0 +1,1 @@
+"""Delta-apply function of the city example."""
