@@ -126,7 +126,7 @@ def actions_table_type(actor_classes: ActorClassList) -> type[ActionsTable]:
     return type("ActionsTable", (ActionsTable,), {"actor_classes": actor_classes})
 
 
-def apply_delta(actor_class: ActorClass, previous: Optional[Message], delta: Message) -> Message:
+def apply_delta(actor_class: ActorClass, previous: Message, delta: Message) -> Message:
     """The full observation after `delta`, with the class's delta-apply function (the default
     one replaces the observation, valid when the delta type is the space itself)."""
     if actor_class.observation_delta_apply_fn is not None:

@@ -186,7 +186,7 @@ def _describe(value: Any) -> str:
 def is_grpc_endpoint(text: str) -> bool:
     """True for `grpc://host:port` with a port in 1..65535."""
     match = _ENDPOINT_RE.match(text)
-    return bool(match) and 0 < int(match.group("port")) < 65536
+    return match is not None and 0 < int(match.group("port")) < 65536
 
 
 def endpoint_address(endpoint: str) -> str:
