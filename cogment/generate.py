@@ -1,31 +1,41 @@
 """`cogment generate`: compiles a project's protos and writes its cog_settings.py.
 
-cogment generate [--file cogment.yaml] --python_dir=DIR
-python -m cogment.generate [--file cogment.yaml] --python_dir=DIR
+    cogment generate [--file cogment.yaml] --python_dir=DIR
+    python -m cogment.generate [--file cogment.yaml] --python_dir=DIR
+
+Everything is checked before a file is written: the types cogment.yaml names must be defined
+by its imported protos, the `config:` maps of `trial_params` must fit their types, and the
+delta-apply functions must exist. The check uses a private descriptor pool, so generating
+never imports the project's code into the calling process.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
-import importlib.util
 import os
 import pprint
 import shutil
 import sys
 import tempfile
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from cogment.errors import ConfigurationError
 from cogment.protoc import compile_protos
 from cogment.settings import (
+    ActorClass,
+    ActorClassList,
+    EnvironmentSettings,
     ProjectSpec,
+    TrialSettings,
     load_spec,
+    make_default_trial_params,
 )
 
 SETTINGS_MODULE = "cog_settings"
@@ -37,78 +47,143 @@ def proto_module_name(proto_file: str) -> str:
     return stem.replace("/", ".") + "_pb2"
 
 
-@contextlib.contextmanager
-def _on_sys_path(*folders: str) -> Iterator[None]:
-    added = [f for f in folders if f not in sys.path]
-    sys.path[:0] = added
-    try:
-        yield
-    finally:
-        for folder in added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(folder)
+class _ProjectTypes:
+    """The messages the project's protos define: where the generated code finds each one, and
+    a class of each (from a private pool) to check configs with."""
 
+    def __init__(self, spec: ProjectSpec, files: descriptor_pb2.FileDescriptorSet) -> None:
+        self.spec = spec
+        self.location: dict[str, tuple[str, str]] = {}  # full name -> (module, attribute path)
+        self.used_modules: set[str] = set()
+        self._pool = descriptor_pool.DescriptorPool()
+        for file_proto in files.file:
+            self._pool.Add(file_proto)
+        listed = set(spec.proto_files)
+        for file_proto in files.file:
+            if file_proto.name in listed:  # only listed files get a generated module
+                package = f"{file_proto.package}." if file_proto.package else ""
+                self._walk(file_proto.message_type, package, proto_module_name(file_proto.name), "")
 
-def _message_index(spec: ProjectSpec, descriptor_set: str) -> dict[str, tuple[str, str]]:
-    """Maps every message full name the project's protos define to (module, attribute path)."""
-    files = descriptor_pb2.FileDescriptorSet()
-    with open(descriptor_set, "rb") as f:
-        files.ParseFromString(f.read())
-    index: dict[str, tuple[str, str]] = {}
-
-    def walk(messages: Any, package: str, module: str, prefix: str) -> None:
+    def _walk(self, messages: Any, package: str, module: str, prefix: str) -> None:
         for message in messages:
             attr = f"{prefix}{message.name}"
-            index[f"{package}{attr}"] = (module, attr)
-            walk(message.nested_type, package, module, attr + ".")
+            self.location[f"{package}{attr}"] = (module, attr)
+            self._walk(message.nested_type, package, module, attr + ".")
 
-    listed = set(spec.proto_files)
-    for file_proto in files.file:
-        if file_proto.name not in listed:  # only listed files get a generated module
-            continue
-        package = f"{file_proto.package}." if file_proto.package else ""
-        walk(file_proto.message_type, package, proto_module_name(file_proto.name), "")
-    return index
+    def _check(self, key: str, name: str) -> None:
+        if name not in self.location:
+            raise ConfigurationError(
+                f"{self.spec.path}: {key}: no imported proto defines a message {name!r}"
+            )
+
+    def reference(self, key: str, name: Optional[str]) -> str:
+        """The Python expression naming the class of message `name` in cog_settings.py."""
+        if name is None:
+            return "None"
+        self._check(key, name)
+        module, attr = self.location[name]
+        self.used_modules.add(module)
+        return f"{module}.{attr}"
+
+    def message_class(self, key: str, name: Optional[str]) -> Any:
+        """A class of message `name` from the private pool (None for None)."""
+        if name is None:
+            return None
+        self._check(key, name)
+        return message_factory.GetMessageClass(self._pool.FindMessageTypeByName(name))
+
+
+def _compile(spec: ProjectSpec, out_dir: str) -> descriptor_pb2.FileDescriptorSet:
+    files = descriptor_pb2.FileDescriptorSet()
+    if not spec.proto_files:
+        return files
+    descriptors = os.path.join(out_dir, "descriptors.pb")
+    compile_protos(
+        list(spec.proto_files), [spec.project_dir], out_dir, descriptor_set_out=descriptors
+    )
+    with open(descriptors, "rb") as f:
+        files.ParseFromString(f.read())
+    os.remove(descriptors)
+    return files
 
 
 def _check_python_function(spec: ProjectSpec, key: str, dotted: str) -> None:
+    """Checks, without importing it, that a listed module of the project defines `function`."""
     module_name, _, function = dotted.rpartition(".")
     if module_name not in spec.python_modules:
         raise ConfigurationError(
             f"{spec.path}: {key}: module {module_name!r} is not listed under import.python"
         )
-    try:
-        with _on_sys_path(spec.project_dir):
-            module = importlib.import_module(module_name)
-    except Exception as error:
+    base = os.path.join(spec.project_dir, *module_name.split("."))
+    source = next(
+        (p for p in (f"{base}.py", os.path.join(base, "__init__.py")) if os.path.isfile(p)), None
+    )
+    if source is None:
         raise ConfigurationError(
-            f"{spec.path}: {key}: cannot import {module_name!r} ({type(error).__name__}: {error})"
+            f"{spec.path}: {key}: module {module_name!r} not found next to cogment.yaml"
+        )
+    try:
+        with open(source, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), source)
+    except SyntaxError as error:
+        raise ConfigurationError(
+            f"{spec.path}: {key}: {source} line {error.lineno}: {error.msg}"
         ) from None
-    if not callable(getattr(module, function, None)):
+    defined = {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+    if function not in defined:
         raise ConfigurationError(
             f"{spec.path}: {key}: module {module_name!r} has no function {function!r}"
         )
 
 
-def _render(spec: ProjectSpec, index: dict[str, tuple[str, str]], out_dir: str) -> str:
-    """The text of cog_settings.py."""
-    modules: set[str] = set()
-
-    def ref(key: str, name: Optional[str]) -> str:
-        if name is None:
-            return "None"
-        if name not in index:
-            raise ConfigurationError(
-                f"{spec.path}: {key}: no imported proto defines a message {name!r}"
+def _check_default_params(spec: ProjectSpec, project_types: _ProjectTypes) -> None:
+    """Fills the `config:` maps of trial_params into their types, as cog_settings will."""
+    classes = []
+    for i, ac in enumerate(spec.actor_classes):
+        space = project_types.message_class(
+            f"actor_classes[{i}].observation.space", ac.observation_space
+        )
+        classes.append(
+            ActorClass(
+                id=ac.id,
+                action_space=project_types.message_class(
+                    f"actor_classes[{i}].action.space", ac.action_space
+                ),
+                observation_space=space,
+                observation_delta=space,
+                config_type=project_types.message_class(
+                    f"actor_classes[{i}].config_type", ac.config_type
+                ),
             )
-        module, attr = index[name]
-        modules.add(module)
-        return f"{module}.{attr}"
+        )
+    make_default_trial_params(
+        spec.trial_params,
+        ActorClassList(*classes),
+        TrialSettings(project_types.message_class("trial.config_type", spec.trial_config_type)),
+        EnvironmentSettings(
+            project_types.message_class("environment.config_type", spec.environment_config_type)
+        ),
+        source=spec.path,
+    )
 
+
+def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
+    """The text of cog_settings.py."""
+    ref = types_.reference
     class_blocks = []
     for i, ac in enumerate(spec.actor_classes):
         key = f"actor_classes[{i}]"
-        delta = ac.observation_delta or ac.observation_space
+        if ac.observation_delta:
+            delta = ref(f"{key}.observation.delta", ac.observation_delta)
+        else:
+            delta = ref(f"{key}.observation.space", ac.observation_space)
         apply_fn = "None"
         if ac.delta_apply_fn:
             _check_python_function(
@@ -121,7 +196,7 @@ def _render(spec: ProjectSpec, index: dict[str, tuple[str, str]], out_dir: str) 
             f"        config_type={ref(f'{key}.config_type', ac.config_type)},\n"
             f"        action_space={ref(f'{key}.action.space', ac.action_space)},\n"
             f"        observation_space={ref(f'{key}.observation.space', ac.observation_space)},\n"
-            f"        observation_delta={ref(f'{key}.observation.delta' if ac.observation_delta else f'{key}.observation.space', delta)},\n"
+            f"        observation_delta={delta},\n"
             f"        observation_delta_apply_fn={apply_fn},\n"
             "    ),\n"
         )
@@ -134,11 +209,12 @@ def _render(spec: ProjectSpec, index: dict[str, tuple[str, str]], out_dir: str) 
     if spec.python_modules and rel_project != ".":
         path_setup = (
             "# the project's python modules (import.python) live next to cogment.yaml\n"
-            f"_PROJECT_DIR = _os.path.normpath(_os.path.join(_os.path.dirname(__file__), {rel_project!r}))\n"
+            "_PROJECT_DIR = _os.path.normpath(\n"
+            f"    _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), {rel_project!r})\n)\n"
             "if _PROJECT_DIR not in _sys.path:\n"
             "    _sys.path.append(_PROJECT_DIR)\n\n"
         )
-    imports = "".join(f"import {m}\n" for m in sorted(modules))
+    imports = "".join(f"import {m}\n" for m in sorted(types_.used_modules))
     imports += "".join(f"import {m}\n" for m in spec.python_modules)
     params = spec.trial_params
     params_literal = pprint.pformat(
@@ -155,29 +231,33 @@ def _render(spec: ProjectSpec, index: dict[str, tuple[str, str]], out_dir: str) 
                 for a in params.actors
             ],
         },
-        indent=4,
+        indent=1,
         sort_dicts=False,
-        width=96,
+        width=92,
     )
     datalog = (
         f"_cs.DatalogSettings(type={spec.datalog_type!r}, url={spec.datalog_url!r})"
-        if spec.datalog_type
+        if spec.datalog_type and spec.datalog_url
         else "None"
     )
+    indented_params = params_literal.replace("\n", "\n    ")
     return (
-        f'"""Settings of the project {project_dir}/cogment.yaml.\n\n'
-        'Generated by `cogment generate`; do not edit, run it again instead.\n"""\n\n'
+        f'"""Settings of the project {spec.path}.\n\n'
+        'Generated by `cogment generate`; do not edit: run it again instead.\n"""\n\n'
         "import os as _os\nimport sys as _sys\n\n"
-        "import cogment.settings as _cs\nfrom cogment.delta import actions_table_type, observations_table_type\n\n"
+        "import cogment.settings as _cs\n"
+        "from cogment.delta import actions_table_type, observations_table_type\n\n"
         f"{path_setup}"
         f"{imports}\n"
         f"project_file = {spec.path!r}\n\n"
+        "# in cogment.yaml order, which fixes actor ids\n"
         "actor_classes = _cs.ActorClassList(\n" + "".join(class_blocks) + ")\n\n"
         f"trial = _cs.TrialSettings(config_type={trial_type})\n"
         f"environment = _cs.EnvironmentSettings(config_type={env_type})\n\n"
         f"pre_hooks = {list(spec.pre_hooks)!r}\n"
         f"datalog = {datalog}\n\n"
-        f"default_trial_params = _cs.make_default_trial_params_from_dict(\n    {params_literal.replace(chr(10), chr(10) + '    ')},\n"
+        "default_trial_params = _cs.make_default_trial_params_from_dict(\n"
+        f"    {indented_params},\n"
         "    actor_classes,\n    trial,\n    environment,\n    source=project_file,\n)\n\n"
         "ActionsTable = actions_table_type(actor_classes)\n"
         "ObservationsTable = observations_table_type(actor_classes)\n"
@@ -193,64 +273,40 @@ def generate(yaml_path: str, python_dir: str) -> str:
         ConfigurationError: one line naming the file, the key and what is wrong.
     """
     spec = load_spec(yaml_path)
-    os.makedirs(python_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as staging:
-        index: dict[str, tuple[str, str]] = {}
-        if spec.proto_files:
-            descriptors = os.path.join(staging, "descriptors.pb")
-            compile_protos(
-                list(spec.proto_files), [spec.project_dir], staging, descriptor_set_out=descriptors
-            )
-            index = _message_index(spec, descriptors)
-            os.remove(descriptors)
-        text = _render(spec, index, python_dir)
+        project_types = _ProjectTypes(spec, _compile(spec, staging))
+        text = _render(spec, project_types, python_dir)
+        _check_default_params(spec, project_types)
         with open(os.path.join(staging, f"{SETTINGS_MODULE}.py"), "w", encoding="utf-8") as f:
             f.write(text)
-        # a last check: the settings import and the default trial parameters fit their types
-        _import_settings(staging, spec)
-        for root, _dirs, names in os.walk(staging):
-            target_root = os.path.join(python_dir, os.path.relpath(root, staging))
-            os.makedirs(target_root, exist_ok=True)
-            for name in names:
-                shutil.copy(os.path.join(root, name), os.path.join(target_root, name))
+        try:
+            os.makedirs(python_dir, exist_ok=True)
+            for root, _dirs, names in os.walk(staging):
+                target_root = os.path.join(python_dir, os.path.relpath(root, staging))
+                os.makedirs(target_root, exist_ok=True)
+                for name in names:
+                    shutil.copy(os.path.join(root, name), os.path.join(target_root, name))
+        except OSError as error:
+            raise ConfigurationError(
+                f"{python_dir}: cannot write the generated files ({error.strerror})"
+            ) from None
     return os.path.join(python_dir, f"{SETTINGS_MODULE}.py")
 
 
-def _import_settings(folder: str, spec: ProjectSpec) -> types.ModuleType:
-    """Imports `folder`/cog_settings.py under a private name, leaving sys.modules as it was."""
-    saved = dict(sys.modules)
-    try:
-        with _on_sys_path(folder, spec.project_dir):
-            spec_ = importlib.util.spec_from_file_location(
-                "_cogment_check_settings", os.path.join(folder, f"{SETTINGS_MODULE}.py")
-            )
-            assert spec_ is not None and spec_.loader is not None
-            module = importlib.util.module_from_spec(spec_)
-            spec_.loader.exec_module(module)
-            return module
-    finally:
-        for name in list(sys.modules):
-            if name not in saved:
-                del sys.modules[name]
-
-
 def load_settings(yaml_path: str, cache_dir: Optional[str] = None) -> types.ModuleType:
-    """Generates a project's settings into `cache_dir` (a temporary folder by default) and
-    imports them: what the orchestrator does when given a cogment.yaml."""
+    """Generates a project's settings into `cache_dir` (a new temporary folder by default) and
+    imports them as `cog_settings`: what the orchestrator does when given a cogment.yaml."""
     folder = cache_dir or tempfile.mkdtemp(prefix="cogment-settings-")
     generate(yaml_path, folder)
-    spec = load_spec(yaml_path)
-    for path in (folder, spec.project_dir):
-        if path not in sys.path:
-            sys.path.append(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     importlib.invalidate_caches()
+    sys.modules.pop(SETTINGS_MODULE, None)
     return importlib.import_module(SETTINGS_MODULE)
 
 
-def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(
-        prog="cogment generate", description="Generate cog_settings.py and the compiled protos."
-    )
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Adds the arguments of `cogment generate` to `parser`."""
     parser.add_argument("--file", default="cogment.yaml", help="the project's cogment.yaml")
     parser.add_argument(
         "--python_dir",
@@ -259,10 +315,10 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
         required=True,
         help="where to write cog_settings.py and the *_pb2.py modules",
     )
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    """Runs `cogment generate`; returns the process exit code."""
     try:
         path = generate(args.file, args.python_dir)
     except ConfigurationError as error:
@@ -273,8 +329,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run(build_parser().parse_args(argv))
+    parser = argparse.ArgumentParser(
+        prog="python -m cogment.generate",
+        description="Generate cog_settings.py and the compiled protos.",
+    )
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
