@@ -1,1 +1,46 @@
-"""Cogment Python SDK."""
+"""Cogment Python SDK: agents, environments and pre-trial hooks served over gRPC.
+
+Users write `cogment.Agent`, `cogment.Environment` or `cogment.TrialHooks` subclasses and
+serve them with `cogment.GrpcServer`; everything public is re-exported here.
+"""
+
+from cogment.actor import Actor
+from cogment.agent import Agent
+from cogment.delta import ActionsTable, ObservationsTable
+from cogment.environment import Environment
+from cogment.errors import (
+    CogmentError,
+    CogmentRpcError,
+    ConfigurationError,
+    TrialEndedError,
+    TrialError,
+)
+from cogment.hooks import ActorParameters, EnvironmentParameters, TrialHooks, TrialParameters
+from cogment.orchestrator import Orchestrator
+from cogment.server import GrpcServer
+from cogment.trial import Trial
+from cogment.version import API_VERSION, __version__
+
+# Do not import cogment.client here.
+
+__all__ = [
+    "API_VERSION",
+    "ActionsTable",
+    "Actor",
+    "ActorParameters",
+    "Agent",
+    "CogmentError",
+    "CogmentRpcError",
+    "ConfigurationError",
+    "Environment",
+    "EnvironmentParameters",
+    "GrpcServer",
+    "ObservationsTable",
+    "Orchestrator",
+    "Trial",
+    "TrialEndedError",
+    "TrialError",
+    "TrialHooks",
+    "TrialParameters",
+    "__version__",
+]

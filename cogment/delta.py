@@ -88,6 +88,9 @@ class ObservationsTable:
             self.all.extend(slots)
             setattr(self, actor_class.id, _ClassSlots(slots))
 
+    def __getattr__(self, name: str) -> Any:  # only reached for names that are not classes
+        raise AttributeError(f"the ObservationsTable has no actor class named {name!r}")
+
     def __iter__(self) -> Iterator[ObservationSlot]:
         return iter(self.all)
 
@@ -108,6 +111,9 @@ class ActionsTable:
                 self.all.extend(actor_class.action_space() for _ in range(count))
             setattr(self, actor_class.id, self.all[start : start + count])
             start += count
+
+    def __getattr__(self, name: str) -> Any:  # only reached for names that are not classes
+        raise AttributeError(f"the ActionsTable has no actor class named {name!r}")
 
     def __iter__(self) -> Iterator[Message]:
         return iter(self.all)

@@ -61,8 +61,17 @@ class TrialError(CogmentRpcError):
     """A trial was ended by a failure; `message` says which service failed and why."""
 
 
+# status codes with a more specific class than CogmentRpcError (ABORTED: the orchestrator ended
+# the trial because one of its services failed)
+_ERROR_CLASSES: dict[grpc.StatusCode, type[CogmentRpcError]] = {
+    grpc.StatusCode.ABORTED: TrialError,
+}
+
+
 def from_rpc_error(error: grpc.RpcError) -> CogmentRpcError:
     """Translates a grpc.RpcError into the matching cogment exception."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else str(error)
-    return CogmentRpcError(code, details or "", None)
+    if not isinstance(code, grpc.StatusCode):
+        code = grpc.StatusCode.UNKNOWN
+    return _ERROR_CLASSES.get(code, CogmentRpcError)(code, details or "", None)

@@ -1,0 +1,467 @@
+"""The servicers that adapt user classes to the wire protocol (served by `cogment.GrpcServer`).
+
+The servicers are thin: they find the user instance of a call, unpack the request with
+`cogment.protocol`, call the user method under the instance's lock (so one instance never
+runs two methods at once), and pack the reply. Every failure ends the call with an explicit
+status: NOT_FOUND for an unknown trial/actor, INVALID_ARGUMENT for a malformed request,
+FAILED_PRECONDITION for an update after the trial ended, INTERNAL for a user exception or
+an unusable user result (logged with its traceback on the "cogment" logger).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+import time
+from typing import Any, Callable, TypeVar
+
+import grpc
+
+from cogment.agent import Agent
+from cogment.api import (
+    agent_pb2,
+    agent_pb2_grpc,
+    environment_pb2,
+    environment_pb2_grpc,
+    hooks_pb2,
+    hooks_pb2_grpc,
+)
+from cogment.delta import actions_table_type
+from cogment.environment import Environment
+from cogment.errors import ConfigurationError
+from cogment.hooks import TrialHooks
+from cogment.protocol import (
+    SnapshotKeeper,
+    WireError,
+    actor_class_list,
+    class_of_actor,
+    decode_config,
+    pack_observations,
+    params_from_proto,
+    params_to_proto,
+    parse_actions,
+    unpack_observation,
+    version_info,
+)
+from cogment.settings import ActorClass, ActorClassList, Settings
+from cogment.trial import Trial
+
+_LOG = logging.getLogger("cogment")
+_NOT_FOUND = grpc.StatusCode.NOT_FOUND
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def _rpc(method: _Handler) -> _Handler:
+    """Ends a call that raised WireError with its status; anything else becomes INTERNAL."""
+
+    @functools.wraps(method)
+    def handler(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except WireError as error:
+            context.abort(error.code, error.message)
+        except Exception as error:  # a bug of ours: say so rather than a bare UNKNOWN
+            _LOG.exception("cogment-py internal error in %s", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"cogment-py internal error: {error!r}")
+
+    return handler  # type: ignore[return-value]
+
+
+def _user_call(owner: str, method: str, trial_id: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Calls user code; an exception becomes INTERNAL naming class, method and trial."""
+    try:
+        return fn(*args)
+    except Exception as error:
+        text = f"{owner}.{method} failed in trial {trial_id}: {type(error).__name__}: {error}"
+        _LOG.error(text, exc_info=True)
+        raise WireError(grpc.StatusCode.INTERNAL, text) from error
+
+
+def _check_result(owner: str, method: str, trial_id: str, error: WireError) -> WireError:
+    return WireError(error.code, f"{owner}.{method} in trial {trial_id}: {error.message}")
+
+
+# --------------------------------------------------------------------------- agents
+
+
+class _AgentSession:
+    __slots__ = ("actor_class", "agent", "lock", "observation", "trial")
+
+    def __init__(self, agent: Agent, trial: Trial, actor_class: ActorClass) -> None:
+        self.agent = agent
+        self.trial = trial
+        self.actor_class = actor_class
+        self.lock = threading.Lock()
+        self.observation: Any = None
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    """Serves one `cogment.Agent` subclass for every actor of its actor class."""
+
+    def __init__(self, agent_type: type[Agent], settings: Settings) -> None:
+        self._type = agent_type
+        self._name = agent_type.__name__
+        self._settings = settings
+        self._class_id = agent_type.actor_class.id
+        self._sessions: dict[tuple[str, int], _AgentSession] = {}
+        self._lock = threading.Lock()
+
+    def _session(self, trial_id: str, actor_id: int) -> _AgentSession:
+        with self._lock:
+            session = self._sessions.get((trial_id, actor_id))
+        if session is None:
+            raise WireError(
+                _NOT_FOUND, f"trial {trial_id}: no actor {actor_id} on this agent service"
+            )
+        return session
+
+    @_rpc
+    def Start(self, request: Any, context: Any) -> Any:
+        trial_id, actor_id = request.trial_id, request.actor_id
+        settings = self._settings
+        actor_class, _ = class_of_actor(
+            settings.actor_classes, request.actor_counts, actor_id, trial_id
+        )
+        if actor_class.id != self._class_id:
+            raise WireError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"trial {trial_id}: actor {actor_id} is of class {actor_class.id!r}, "
+                f"but {self._name} serves class {self._class_id!r}",
+            )
+        with self._lock:
+            if (trial_id, actor_id) in self._sessions:
+                raise WireError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"trial {trial_id}: actor {actor_id} was already started",
+                )
+        what = f"trial {trial_id}: actor {actor_id}"
+        config = decode_config(
+            actor_class.config_type,
+            request.config.content,
+            request.HasField("config"),
+            f"{what}: config",
+        )
+        trial_config = decode_config(
+            settings.trial.config_type,
+            request.trial_config.content,
+            request.HasField("trial_config"),
+            f"trial {trial_id}: trial_config",
+        )
+        trial = Trial(trial_id, settings, request.actor_counts, trial_config, sender_id=actor_id)
+        actor = trial.actors.all[actor_id]
+        agent = _user_call(self._name, "__init__", trial_id, self._type, trial, actor, config)
+        if not hasattr(agent, "trial"):  # an __init__ override that forgot super().__init__
+            Agent.__init__(agent, trial, actor, config)
+        with self._lock:
+            if (trial_id, actor_id) in self._sessions:
+                raise WireError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"trial {trial_id}: actor {actor_id} was already started",
+                )
+            self._sessions[(trial_id, actor_id)] = _AgentSession(agent, trial, actor_class)
+        return agent_pb2.AgentStartReply()
+
+    @_rpc
+    def Decide(self, request: Any, context: Any) -> Any:
+        trial_id = request.trial_id
+        session = self._session(trial_id, request.actor_id)
+        with session.lock:
+            trial, actor_class = session.trial, session.actor_class
+            observation = request.observation
+            full = unpack_observation(
+                actor_class,
+                observation.data,
+                session.observation,
+                f"trial {trial_id}: observation of actor {request.actor_id}",
+            )
+            session.observation = full
+            tick_id = trial.tick_id = observation.tick_id
+            mark = trial._mark()
+            action = _user_call(self._name, "decide", trial_id, session.agent.decide, full)
+            if not isinstance(action, actor_class.action_space):
+                raise WireError(
+                    grpc.StatusCode.INTERNAL,
+                    f"{self._name}.decide in trial {trial_id} returned "
+                    f"{type(action).__name__}, expected {actor_class.action_space.__name__} "
+                    f"(the action space of {actor_class.id!r})",
+                )
+            reply = agent_pb2.AgentDecideReply()
+            reply.action.content = action.SerializeToString()
+            feedbacks, messages = trial._drain(mark, tick_id)
+            if feedbacks:
+                reply.feedbacks.extend(feedbacks)
+            if messages:
+                reply.messages.extend(messages)
+            return reply
+
+    @_rpc
+    def Reward(self, request: Any, context: Any) -> Any:
+        session = self._session(request.trial_id, request.actor_id)
+        with session.lock:
+            _user_call(self._name, "reward", request.trial_id, session.agent.reward, request.reward)
+        return agent_pb2.AgentRewardReply()
+
+    @_rpc
+    def OnMessage(self, request: Any, context: Any) -> Any:
+        session = self._session(request.trial_id, request.actor_id)
+        messages = agent_pb2.MessageCollection(messages=request.messages)
+        with session.lock:
+            _user_call(
+                self._name, "on_message", request.trial_id, session.agent.on_message, messages
+            )
+        return agent_pb2.AgentOnMessageReply()
+
+    @_rpc
+    def End(self, request: Any, context: Any) -> Any:
+        trial_id, actor_id = request.trial_id, request.actor_id
+        with self._lock:
+            session = self._sessions.pop((trial_id, actor_id), None)
+        if session is None:
+            raise WireError(
+                _NOT_FOUND, f"trial {trial_id}: no actor {actor_id} on this agent service"
+            )
+        with session.lock:
+            _user_call(self._name, "end", trial_id, session.agent.end)
+        return agent_pb2.AgentEndReply()
+
+    @_rpc
+    def Version(self, request: Any, context: Any) -> Any:
+        return version_info(self._type.VERSIONS)
+
+
+# --------------------------------------------------------------------------- environments
+
+
+class _EnvSession:
+    __slots__ = ("classes", "ended", "env", "keeper", "lock", "trial")
+
+    def __init__(self, env: Environment, trial: Trial, classes: list[ActorClass]) -> None:
+        self.env = env
+        self.trial = trial
+        self.classes = classes
+        self.keeper = SnapshotKeeper(classes)
+        self.lock = threading.Lock()
+        self.ended = False
+
+
+class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
+    """Serves one `cogment.Environment` subclass, one instance per trial."""
+
+    def __init__(self, env_type: type[Environment], settings: Settings) -> None:
+        self._type = env_type
+        self._name = env_type.__name__
+        self._settings = settings
+        self._actions_table = getattr(settings, "ActionsTable", None) or actions_table_type(
+            settings.actor_classes
+        )
+        self._sessions: dict[str, _EnvSession] = {}
+        self._lock = threading.Lock()
+
+    def _session(self, trial_id: str) -> _EnvSession:
+        with self._lock:
+            session = self._sessions.get(trial_id)
+        if session is None:
+            raise WireError(_NOT_FOUND, f"trial {trial_id} not found on this environment service")
+        return session
+
+    def _pack(self, session: _EnvSession, method: str, value: Any, allow_deltas: bool) -> Any:
+        try:
+            packed = pack_observations(value, session.classes, allow_deltas=allow_deltas)
+            session.keeper.record(packed)
+        except WireError as error:
+            raise _check_result(self._name, method, session.trial.id, error) from None
+        return packed
+
+    @_rpc
+    def Start(self, request: Any, context: Any) -> Any:
+        trial_id, settings = request.trial_id, self._settings
+        counts = list(request.actor_counts)
+        if len(counts) != len(settings.actor_classes):
+            class_of_actor(settings.actor_classes, counts, 0, trial_id)  # raises the error
+        with self._lock:
+            if trial_id in self._sessions:
+                raise WireError(
+                    grpc.StatusCode.ALREADY_EXISTS, f"trial {trial_id} was already started"
+                )
+        config = decode_config(
+            settings.environment.config_type,
+            request.config.content,
+            request.HasField("config"),
+            f"trial {trial_id}: environment config",
+        )
+        trial_config = decode_config(
+            settings.trial.config_type,
+            request.trial_config.content,
+            request.HasField("trial_config"),
+            f"trial {trial_id}: trial_config",
+        )
+        trial = Trial(trial_id, settings, counts, trial_config)
+        env = _user_call(self._name, "__init__", trial_id, self._type, trial)
+        if not hasattr(env, "trial"):  # an __init__ override that forgot super().__init__
+            Environment.__init__(env, trial)
+        session = _EnvSession(env, trial, actor_class_list(settings.actor_classes, counts))
+        with session.lock:
+            value = _user_call(self._name, "start", trial_id, env.start, config)
+            packed = self._pack(session, "start", value, False)
+        with self._lock:
+            if trial_id in self._sessions:
+                raise WireError(
+                    grpc.StatusCode.ALREADY_EXISTS, f"trial {trial_id} was already started"
+                )
+            self._sessions[trial_id] = session
+        return environment_pb2.EnvStartReply(observation_set=packed.to_proto(0, time.time_ns()))
+
+    @_rpc
+    def Update(self, request: Any, context: Any) -> Any:
+        trial_id = request.trial_id
+        session = self._session(trial_id)
+        with session.lock:
+            trial, env = session.trial, session.env
+            if session.ended:
+                raise WireError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"trial {trial_id} has ended: {self._name} set end_trial at tick "
+                    f"{trial.tick_id - 1}; no more updates",
+                )
+            actions = parse_actions(
+                request.action_set,
+                session.classes,
+                trial.actor_counts,
+                self._actions_table,
+                trial_id,
+            )
+            tick_id = trial.tick_id
+            mark = trial._mark()
+            value = _user_call(self._name, "update", trial_id, env.update, actions)
+            packed = self._pack(session, "update", value, True)
+            if request.reply_with_snapshot:
+                packed = session.keeper.snapshots()
+            trial.tick_id = tick_id + 1
+            reply = environment_pb2.EnvUpdateReply(
+                observation_set=packed.to_proto(tick_id + 1, time.time_ns())
+            )
+            feedbacks, messages = trial._drain(mark, tick_id)
+            if feedbacks:
+                reply.feedbacks.extend(feedbacks)
+            if messages:
+                reply.messages.extend(messages)
+            if env.end_trial:
+                reply.end_trial = session.ended = True
+            return reply
+
+    @_rpc
+    def OnMessage(self, request: Any, context: Any) -> Any:
+        session = self._session(request.trial_id)
+        messages = agent_pb2.MessageCollection(messages=request.messages)
+        with session.lock:
+            _user_call(self._name, "on_message", request.trial_id, session.env.on_message, messages)
+        return environment_pb2.EnvOnMessageReply()
+
+    @_rpc
+    def End(self, request: Any, context: Any) -> Any:
+        with self._lock:
+            session = self._sessions.pop(request.trial_id, None)
+        if session is None:
+            raise WireError(
+                _NOT_FOUND, f"trial {request.trial_id} not found on this environment service"
+            )
+        with session.lock:
+            session.ended = True
+            _user_call(self._name, "end", request.trial_id, session.env.end)
+        return environment_pb2.EnvEndReply()
+
+    @_rpc
+    def Version(self, request: Any, context: Any) -> Any:
+        return version_info(self._type.VERSIONS)
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+class TrialHooksServicer(hooks_pb2_grpc.TrialHooksServicer):
+    """Serves one `cogment.TrialHooks` subclass (one instance, one call at a time)."""
+
+    def __init__(self, hooks_type: type[TrialHooks], settings: Settings) -> None:
+        self._type = hooks_type
+        self._name = hooks_type.__name__
+        self._settings = settings
+        self._hooks = hooks_type()
+        self._lock = threading.Lock()
+
+    @_rpc
+    def PreTrial(self, request: Any, context: Any) -> Any:
+        trial_id = request.trial_id
+        params = params_from_proto(request.params, self._settings)
+        with self._lock:
+            result = _user_call(
+                self._name,
+                "pre_trial",
+                trial_id,
+                self._hooks.pre_trial,
+                trial_id,
+                request.user_id,
+                params,
+            )
+        try:
+            encoded = params_to_proto(params if result is None else result, self._settings)
+        except WireError as error:
+            raise _check_result(self._name, "pre_trial", trial_id, error) from None
+        return hooks_pb2.TrialContext(params=encoded, trial_id=trial_id, user_id=request.user_id)
+
+    @_rpc
+    def Version(self, request: Any, context: Any) -> Any:
+        return version_info(self._type.VERSIONS)
+
+
+# --------------------------------------------------------------------------- choosing one
+
+
+def _check_agent_type(agent_type: type[Agent], actor_classes: ActorClassList) -> None:
+    name = agent_type.__name__
+    actor_class = getattr(agent_type, "actor_class", None)
+    if not isinstance(actor_class, ActorClass):
+        raise ConfigurationError(
+            f"{name}.actor_class is not set: set it to cog_settings.actor_classes.<id> "
+            f"(one of: {', '.join(actor_classes.ids)})"
+        )
+    if actor_classes.get(actor_class.id) is None:
+        raise ConfigurationError(
+            f"{name}.actor_class {actor_class.id!r} is not an actor class of the project "
+            f"(expected one of: {', '.join(actor_classes.ids)})"
+        )
+
+
+def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any, Any], None]]:
+    """The servicer for a user class, and the function that adds it to a grpc server."""
+    if not isinstance(getattr(settings, "actor_classes", None), ActorClassList):
+        raise ConfigurationError(
+            "GrpcServer: settings must be the project's generated cog_settings module "
+            f"(with actor_classes, trial and environment), got {settings!r}"
+        )
+    bases = "cogment.Agent, cogment.Environment or cogment.TrialHooks"
+    if not isinstance(service_type, type):
+        raise ConfigurationError(
+            f"GrpcServer: expected a class (a subclass of {bases}), got {service_type!r}"
+        )
+    name = service_type.__name__
+    if inspect.isabstract(service_type):
+        missing = ", ".join(sorted(getattr(service_type, "__abstractmethods__", ())))
+        raise ConfigurationError(
+            f"GrpcServer: {name} cannot be served: it does not implement {missing}"
+        )
+    if issubclass(service_type, Agent):
+        _check_agent_type(service_type, settings.actor_classes)
+        return AgentServicer(service_type, settings), agent_pb2_grpc.add_AgentServicer_to_server
+    if issubclass(service_type, Environment):
+        return (
+            EnvironmentServicer(service_type, settings),
+            environment_pb2_grpc.add_EnvironmentServicer_to_server,
+        )
+    if issubclass(service_type, TrialHooks):
+        return (
+            TrialHooksServicer(service_type, settings),
+            hooks_pb2_grpc.add_TrialHooksServicer_to_server,
+        )
+    raise ConfigurationError(f"GrpcServer: {name} is not a subclass of {bases}")
