@@ -1,0 +1,113 @@
+"""`cogment orchestrator`: serve a project's trials until SIGINT/SIGTERM.
+
+cogment orchestrator [--file cogment.yaml] [--port 9000] [--host 127.0.0.1]
+                     [--log-level info] [--response-timeout 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from cogment.errors import ConfigurationError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}")
+    return value
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the orchestrator's options to `parser`."""
+    parser.add_argument("--file", default="cogment.yaml", help="the project's cogment.yaml")
+    parser.add_argument("--port", type=_port, default=9000, help="port to serve on (9000)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to serve on (127.0.0.1)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="logging level (info)",
+    )
+    parser.add_argument(
+        "--response-timeout",
+        type=_positive,
+        default=60.0,
+        help="deadline of every call to a service, in seconds (60)",
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return configure_parser(
+        argparse.ArgumentParser(
+            prog="cogment orchestrator", description="Run a Cogment project's trials."
+        )
+    )
+
+
+async def _serve(args: argparse.Namespace, settings: object) -> None:
+    from .service import OrchestratorServer
+
+    server = OrchestratorServer(settings, response_timeout=args.response_timeout)
+    port = await server.start(args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
+    project = getattr(settings, "project_file", args.file)
+    print(f"orchestrator listening on {args.host}:{port} (project: {project})", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        logging.getLogger("cogment.orchestrator").info(
+            "stopping: ending %d running trials", len(server.registry)
+        )
+        await server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serves until SIGINT/SIGTERM; 0 on a clean stop, 1 on a configuration error."""
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from .runner import load_project
+
+    try:
+        settings = load_project(args.file)
+        asyncio.run(_serve(args, settings))
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run(build_parser().parse_args(argv))

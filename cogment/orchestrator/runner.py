@@ -1,0 +1,155 @@
+"""`cogment.Orchestrator`: the embedded orchestrator, served from one background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+from cogment.api import common_pb2
+
+from .service import OrchestratorServer
+
+STARTUP_TIMEOUT = 30.0
+
+
+def load_project(settings_or_path: Any) -> Any:
+    """A cog_settings module as is, or the settings generated from a cogment.yaml path."""
+    if isinstance(settings_or_path, (str, os.PathLike)):
+        from cogment.generate import load_settings
+
+        return load_settings(os.fspath(settings_or_path))
+    return settings_or_path
+
+
+class Orchestrator:
+    """Runs trials of a project: serves `cogment.Trial` and calls the project's services.
+
+    ```python
+    with cogment.Orchestrator(cog_settings, port=0) as orch:
+        conn = Connection(cog_settings, orch.endpoint)
+    ```
+
+    The gRPC server runs on its own event loop in one background thread, whatever the
+    number of trials.
+
+    Args:
+        settings_or_yaml_path: a generated cog_settings module, or the path of cogment.yaml.
+        port: the port to serve on (0 picks a free one, see `port`).
+        host: the interface to serve on.
+        response_timeout: deadline of every call to a service, in seconds.
+        default_trial_params: replaces the project's default trial parameters.
+        pre_hooks: replaces the project's pre-trial hook endpoints (`[]` for none).
+        datalog_endpoint: replaces the project's datalog url (`""` for none).
+    """
+
+    def __init__(
+        self,
+        settings_or_yaml_path: Union[Any, str, os.PathLike[str]],
+        port: int = 0,
+        host: str = "127.0.0.1",
+        response_timeout: float = 60.0,
+        default_trial_params: Optional[common_pb2.TrialParams] = None,
+        *,
+        pre_hooks: Optional[Sequence[str]] = None,
+        datalog_endpoint: Optional[str] = None,
+    ) -> None:
+        self.settings = load_project(settings_or_yaml_path)
+        self.host = host
+        self._requested_port = port
+        self._server = OrchestratorServer(
+            self.settings,
+            response_timeout=response_timeout,
+            default_trial_params=default_trial_params,
+            pre_hooks=pre_hooks,
+            datalog_endpoint=datalog_endpoint,
+        )
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop_event: Optional[asyncio.Event] = None
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+        self._state = "unopened"
+
+    @property
+    def port(self) -> int:
+        """The port served on (known once started)."""
+        return self._server.port
+
+    @property
+    def endpoint(self) -> str:
+        """`host:port`, what a client connects to."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def trial_count(self) -> int:
+        """How many trials are running."""
+        return len(self._server.registry)
+
+    def start(self) -> Orchestrator:
+        """Starts serving; returns once the port is bound.
+
+        Raises:
+            ConfigurationError: the port cannot be bound.
+        """
+        if self._state != "unopened":
+            raise RuntimeError(f"this Orchestrator is {self._state}; create a new one")
+        self._state = "started"
+        self._thread = threading.Thread(
+            target=self._thread_main, name="cogment-orchestrator", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(STARTUP_TIMEOUT):
+            raise RuntimeError("the orchestrator did not start in time")
+        if self._error is not None:
+            self._thread.join()
+            self._state = "stopped"
+            raise self._error
+        return self
+
+    def _thread_main(self) -> None:
+        asyncio.run(self._serve())  # and cancels whatever is left when it returns
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        try:
+            await self._server.start(self.host, self._requested_port)
+        except BaseException as error:
+            self._error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop_event.wait()
+        await self._server.stop()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ends every running trial (calling End on its services) and stops serving."""
+        if self._state != "started":
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        loop, event, thread = self._loop, self._stop_event, self._thread
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already finished
+                loop.call_soon_threadsafe(event.set)
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise RuntimeError("the orchestrator did not stop in time")
+
+    def __enter__(self) -> Orchestrator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        project = getattr(self.settings, "project_file", None)
+        return f"Orchestrator({self._state}, endpoint={self.endpoint!r}, project={project!r})"
+
+
+__all__ = ["Orchestrator", "load_project"]

@@ -1,0 +1,50 @@
+"""The statuses the orchestrator answers with, and their messages (the client maps them)."""
+
+from __future__ import annotations
+
+import grpc
+
+TRIAL_NOT_FOUND = "trial {trial_id} not found"
+TRIAL_ENDED = "trial {trial_id} has ended: {reason}"
+TRIAL_ABORTED = "trial {trial_id} ended: {reason}"
+NO_ACTOR = "trial {trial_id}: no actor {actor_id}"
+NOT_HUMAN = "trial {trial_id}: actor {actor_id} is not a human slot (its endpoint is {endpoint})"
+ALREADY_JOINED = "trial {trial_id}: actor {actor_id} is already joined"
+NOT_JOINED = "trial {trial_id}: actor {actor_id} has not been joined (call Join first)"
+ACTION_PENDING = "trial {trial_id}: actor {actor_id} already has an action pending"
+BAD_ACTION = (
+    "trial {trial_id}: actor {actor_id}: the action does not parse as {type_name} "
+    "(the action space of actor class {class_id!r})"
+)
+BAD_TRIAL_CONFIG = "the trial config does not parse as {type_name}"
+SHUTTING_DOWN = "the orchestrator is shutting down"
+
+
+class StatusError(Exception):
+    """A gRPC status to answer a client call with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"StatusError({self.code.name}, {self.message!r})"
+
+
+def not_found(message: str) -> StatusError:
+    return StatusError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def failed_precondition(message: str) -> StatusError:
+    return StatusError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+def invalid_argument(message: str) -> StatusError:
+    return StatusError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def aborted(trial_id: str, reason: str) -> StatusError:
+    return StatusError(
+        grpc.StatusCode.ABORTED, TRIAL_ABORTED.format(trial_id=trial_id, reason=reason)
+    )

@@ -1,0 +1,499 @@
+"""One trial's life: start, the tick loop, the end. Read `Trial.run` top to bottom.
+
+A trial is one asyncio task on the orchestrator's event loop (no thread of its own). Each
+tick t:
+
+1. the agents' `Decide(t)` calls are already running: they were issued as soon as
+   observation t was known, while the humans' replies carrying it were being sent;
+2. wait for every human slot's action for tick t (unary `Action` or `ActionStream`);
+3. collect the agents' actions (and the feedback and messages their replies carry);
+4. one `Environment.Update` with every action, by actor id; it returns observation t+1;
+5. rewards of tick t, messages routed; every agent's next step is issued at once:
+   `Reward(t)` if it got feedback, `OnMessage` if it got messages, then `Decide(t+1)`;
+6. the humans get observation t+1 with their reward of tick t and their messages;
+7. one datalog sample for tick t.
+
+Observation bytes are forwarded as the environment sent them (snapshot or delta), never
+parsed. Any service failure ends the trial with a reason naming the service. Every way of
+ending calls `End` on the environment and on every agent once, then tells the waiting
+clients (at once when a service failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Optional, Union
+
+from cogment.api import agent_pb2, common_pb2, environment_pb2, orchestrator_pb2
+from cogment.settings import HUMAN_ENDPOINT
+
+from . import params as trial_params
+from . import status, wire
+from .actors import Actor, Runtime, TrialFailure, discard, end_services, failure, uncancel
+from .datalog import DatalogStream
+from .humans import OVER_REPLY, Aborted, Humans, Reply, make_snapshot
+from .rewards import FeedbackBook
+from .status import StatusError
+
+log = logging.getLogger("cogment.orchestrator")
+
+ENV_ID = -1  # the environment's id in messages
+ENDED_BY_CLIENT = "ended by a client"
+ENDED_BY_ENV = "the environment ended the trial"
+MAX_STEPS_REACHED = "max_steps ({max_steps}) reached"
+SHUTDOWN = "orchestrator shutdown"
+
+StartResult = Union[orchestrator_pb2.TrialStartReply, StatusError]
+Routed = Optional[dict[int, list[common_pb2.Message]]]  # messages by receiver id
+
+
+class Trial:
+    """One trial; `run` is its task. The other methods serve client calls (event loop only)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        trial_id: str,
+        user_id: str,
+        config: Optional[common_pb2.TrialConfig],
+        session_id: str,
+    ) -> None:
+        self.id = trial_id
+        self.user_id = user_id
+        self._trial_field = wire.string_field(trial_id)  # encoded once for every request
+        self._rt = runtime
+        self._loop = asyncio.get_running_loop()
+        self._start_config = config
+        self._session_id = session_id
+        self.params = common_pb2.TrialParams()
+        self.actor_counts: list[int] = []
+        self.actors: list[Actor] = []
+        self._agents: list[Actor] = []
+        self.humans = Humans(trial_id, self.actors)
+        self._env_stub: Any = None
+        self._env_where = ""
+        self._env_started = False
+        # the current tick: its observations, and what is in flight
+        self._tick = 0
+        self._obs_set = environment_pb2.ObservationSet()
+        self._obs_index: list[int] = []
+        self._book = FeedbackBook((), keep_late=False)
+        self._outbox: list[common_pb2.Message] = []
+        self._steps: list[Any] = []  # the agents' running next steps, aligned with _agents
+        self._env_messages: Optional[asyncio.Task[None]] = None
+        self._final: list[Any] = []  # deliveries to agents after the last tick
+        self._datalog: Optional[DatalogStream] = None
+        self.inactivity_timer: Optional[asyncio.TimerHandle] = None
+        # the end
+        self.over = False
+        self.reason = ""
+        self.failed = False
+        self.started: asyncio.Future[StartResult] = self._loop.create_future()
+        self.ended: asyncio.Future[Reply] = self._loop.create_future()
+        self.task: Optional[asyncio.Task[None]] = None
+
+    # ------------------------------------------------------------------ the trial's task
+
+    async def run(self) -> None:
+        """The whole life of the trial."""
+        try:
+            await self._start()
+            await self._tick_loop()
+        except asyncio.CancelledError:
+            # ended from outside (client End, inactivity, shutdown): already marked over
+            uncancel()
+            if not self.over:
+                self._mark_over(SHUTDOWN)
+        except StatusError as error:  # invalid parameters (from a pre-trial hook)
+            self._mark_over(error.message, failed=True, start_error=error)
+        except TrialFailure as error:
+            self._mark_over(error.reason, failed=True)
+        except Exception as error:
+            log.exception("trial %s: internal error", self.id)
+            self._mark_over(f"orchestrator internal error: {error!r}", failed=True)
+        finally:
+            await self._close()
+
+    async def _start(self) -> None:
+        rt = self._rt
+        timeout = rt.response_timeout
+        params = await trial_params.resolve(rt, self.id, self.user_id, self._start_config)
+        self._setup(params)
+        log.debug(
+            "trial %s: starting (user %r, session %r, %d actors)",
+            self.id,
+            self.user_id,
+            self._session_id,
+            len(self.actors),
+        )
+        if rt.datalog_endpoint:
+            stub = rt.endpoints.datalog(rt.datalog_endpoint)
+            self._datalog = DatalogStream(stub, self.id, self.user_id, rt.datalog_endpoint)
+            self._datalog.open(params)
+
+        self._env_started = True
+        request = environment_pb2.EnvStartRequest(
+            trial_id=self.id,
+            config=params.environment.config,
+            actor_counts=self.actor_counts,
+            trial_config=params.trial_config,
+        )
+        try:
+            reply = await self._env_stub.Start(request, timeout=timeout)
+        except Exception as error:
+            raise failure(self._env_where, "Start", error, timeout) from None
+        self._set_observations(reply.observation_set)
+
+        calls = []
+        for agent in self._agents:
+            agent.started = True
+            agent_request = agent_pb2.AgentStartRequest(
+                trial_id=self.id,
+                actor_id=agent.id,
+                config=agent.config,
+                actor_counts=self.actor_counts,
+                trial_config=params.trial_config,
+            )
+            calls.append(agent.stub.Start(agent_request, timeout=timeout))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for agent, result in zip(self._agents, results):
+            if isinstance(result, BaseException):
+                raise failure(agent.describe(), "Start", result, timeout)
+
+        self._steps = self._next_steps(self._observations(), {}, None)  # Decide(0) at once
+        answer = orchestrator_pb2.TrialStartReply(
+            trial_id=self.id, actor_id=-1, actor_counts=self.actor_counts
+        )
+        if self.humans:
+            slot = self.humans.slots[0]  # the starting client holds the first human slot
+            self.humans.hold(slot, self._session_id)
+            answer.actor_id = slot.actor.id
+            answer.human_config.CopyFrom(slot.actor.config)
+            answer.observation.CopyFrom(self._current_observation(slot.actor))
+            if params.max_inactivity:
+                rt.registry.watch_inactivity(self, float(params.max_inactivity))
+        log.info("trial %s started", self.id)
+        self.started.set_result(answer)
+
+    async def _tick_loop(self) -> None:
+        timeout = self._rt.response_timeout
+        max_steps = self.params.max_steps
+        agents = self._agents
+        humans = self.humans
+        actions: list[bytes] = [b""] * len(self.actors)
+        while True:
+            tick = self._tick
+
+            # the humans' actions for tick t (the agents' Decide(t) calls are running)
+            if humans:
+                await humans.ready
+                humans.actions_into(actions)
+
+            # the agents' actions, with the feedback and messages their replies carry
+            steps, self._steps = self._steps, []
+            for agent, step in zip(agents, steps):
+                try:
+                    decided = await step
+                except Exception as error:
+                    raise failure(agent.describe(), "Decide", error, timeout) from None
+                actions[agent.id] = decided.action.content
+                if decided.feedbacks:
+                    self._book.add(decided.feedbacks, tick)
+                if decided.messages:
+                    self._collect(decided.messages, agent.id)
+
+            # messages for the environment sent at the end of the previous tick
+            if self._env_messages is not None:
+                delivery, self._env_messages = self._env_messages, None
+                await delivery
+
+            # one Update: tick t's actions in, observation t+1 out
+            request = environment_pb2.EnvUpdateRequest(
+                trial_id=self.id, action_set=environment_pb2.ActionSet(actions=actions)
+            )
+            try:
+                update = await self._env_stub.Update(request, timeout=timeout)
+            except Exception as error:
+                raise failure(self._env_where, "Update", error, timeout) from None
+            if update.feedbacks:
+                self._book.add(update.feedbacks, tick)
+            if update.messages:
+                self._collect(update.messages, ENV_ID)
+            previous = self._obs_set
+            self._set_observations(update.observation_set)
+            rewards = self._book.close_tick()
+            self._tick = tick + 1
+            ending = None
+            if update.end_trial:
+                ending = ENDED_BY_ENV
+            elif max_steps and tick + 1 >= max_steps:
+                ending = MAX_STEPS_REACHED.format(max_steps=max_steps)
+
+            # rewards and messages out; the agents' next Decide goes out at once
+            routed = self._route()
+            observations = self._observations()
+            if ending is None:
+                self._steps = self._next_steps(observations, rewards, routed)
+            else:
+                self._final = self._next_steps(None, rewards, routed)
+            env_messages = routed.get(ENV_ID) if routed else None
+            if env_messages:
+                self._env_messages = self._loop.create_task(self._env_on_message(env_messages))
+            if humans:
+                humans.answer(observations, rewards, routed, last=ending is not None)
+            if self._datalog is not None:
+                late = self._book.take_late()
+                self._datalog.tick(previous, actions, rewards, routed, late)
+                if ending is not None:
+                    self._datalog.last(self._obs_set)
+            if ending is not None:
+                self._mark_over(ending)
+                return
+
+    async def _close(self) -> None:
+        """After the end: last deliveries, then End on every service, each at most once."""
+        steps, self._steps = self._steps, []
+        final, self._final = self._final, []
+        if self._env_messages is not None:
+            final.append(self._env_messages)
+            self._env_messages = None
+        if self.failed:
+            steps += final
+            final = []
+        for step in steps:
+            discard(step)
+        if final:
+            results = await asyncio.gather(*final, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    log.debug("trial %s: a last delivery failed: %s", self.id, result)
+        timeout = self._rt.end_timeout
+        env = (self._env_stub, self._env_where) if self._env_started else None
+        agents = [agent for agent in self._agents if agent.started]
+        await end_services(self.id, env, agents, timeout)
+        if self._datalog is not None:
+            await self._datalog.close(timeout)
+
+    # ------------------------------------------------------------------ tick helpers
+
+    def _setup(self, params: common_pb2.TrialParams) -> None:
+        """Builds the actors of the (checked, sorted) parameters."""
+        rt = self._rt
+        classes = rt.settings.actor_classes
+        self.params = params
+        self.actor_counts = trial_params.actor_counts(params, rt.settings)
+        seen = [0] * len(classes)
+        for actor_id, p in enumerate(params.actors):
+            class_index = classes.index_of(p.actor_class)
+            human = p.endpoint == HUMAN_ENDPOINT
+            actor = Actor(actor_id, classes[class_index], seen[class_index], p)
+            if not human:
+                actor.stub = rt.endpoints.agent(p.endpoint)
+                actor.decide = rt.endpoints.decide(p.endpoint)
+            seen[class_index] += 1
+            self.actors.append(actor)
+            if human:
+                self.humans.add(actor)
+            else:
+                self._agents.append(actor)
+        self._env_stub = rt.endpoints.environment(params.environment.endpoint)
+        self._env_where = f"environment at {params.environment.endpoint}"
+        self._book = FeedbackBook(
+            [a.index_in_class for a in self.actors], keep_late=rt.datalog_endpoint is not None
+        )
+
+    def _set_observations(self, obs_set: environment_pb2.ObservationSet) -> None:
+        """Takes the environment's ObservationSet as the current one, after checking it."""
+        n_obs = len(obs_set.observations)
+        n_actors = len(self.actors)
+        index = list(obs_set.actors_map)
+        if not index and n_obs == 1:
+            index = [0] * n_actors  # one observation for everyone
+        if len(index) != n_actors or (index and (max(index) >= n_obs or min(index) < 0)):
+            raise TrialFailure(
+                f"{self._env_where}: its ObservationSet has {n_obs} observations and "
+                f"actors_map {list(obs_set.actors_map)} for {n_actors} actors"
+            )
+        if not obs_set.timestamp:
+            obs_set.timestamp = time.time_ns()
+        self._obs_set = obs_set
+        self._obs_index = index
+
+    def _observations(self) -> list[wire.EncodedObservation]:
+        """The current tick's observations by actor id, each distinct one encoded once."""
+        obs_set = self._obs_set
+        tick, timestamp = self._tick, obs_set.timestamp
+        distinct = [wire.EncodedObservation(tick, timestamp, d) for d in obs_set.observations]
+        return [distinct[i] for i in self._obs_index]
+
+    def _current_observation(self, actor: Actor) -> common_pb2.Observation:
+        obs_set = self._obs_set
+        return common_pb2.Observation(
+            tick_id=self._tick,
+            timestamp=obs_set.timestamp,
+            data=obs_set.observations[self._obs_index[actor.id]],
+        )
+
+    def _next_steps(
+        self,
+        observations: Optional[list[wire.EncodedObservation]],
+        rewards: dict[int, agent_pb2.Reward],
+        routed: Routed,
+    ) -> list[Any]:
+        """Every agent's next step: a bare Decide call, or a task sequencing Reward and
+        OnMessage before it (and before nothing after the last tick: no observations)."""
+        timeout = self._rt.response_timeout
+        steps: list[Any] = []
+        for agent in self._agents:
+            request = None
+            if observations is not None:
+                request = wire.decide_request(self._trial_field, agent.id, observations[agent.id])
+            reward = rewards.get(agent.id)
+            messages = routed.get(agent.id) if routed else None
+            if reward is None and not messages:
+                if request is not None:
+                    steps.append(agent.decide(request, timeout=timeout))
+            else:
+                step = self._agent_step(agent, reward, messages, request, self._tick - 1)
+                steps.append(self._loop.create_task(step))
+        return steps
+
+    async def _agent_step(
+        self,
+        agent: Actor,
+        reward: Optional[agent_pb2.Reward],
+        messages: Optional[list[common_pb2.Message]],
+        request: Optional[bytes],
+        reward_tick: int,
+    ) -> Optional[agent_pb2.AgentDecideReply]:
+        stub = agent.stub
+        timeout = self._rt.response_timeout
+        method = "Reward"
+        try:
+            if reward is not None:
+                await stub.Reward(
+                    agent_pb2.AgentRewardRequest(
+                        trial_id=self.id, actor_id=agent.id, reward=reward, tick_id=reward_tick
+                    ),
+                    timeout=timeout,
+                )
+            method = "OnMessage"
+            if messages:
+                await stub.OnMessage(
+                    agent_pb2.AgentOnMessageRequest(
+                        trial_id=self.id, actor_id=agent.id, messages=messages
+                    ),
+                    timeout=timeout,
+                )
+            method = "Decide"
+            if request is None:
+                return None
+            return await agent.decide(request, timeout=timeout)  # type: ignore[no-any-return]
+        except Exception as error:
+            raise failure(agent.describe(), method, error, timeout) from None
+
+    async def _env_on_message(self, messages: list[common_pb2.Message]) -> None:
+        request = environment_pb2.EnvOnMessageRequest(
+            trial_id=self.id, actor_id=ENV_ID, messages=messages
+        )
+        timeout = self._rt.response_timeout
+        try:
+            await self._env_stub.OnMessage(request, timeout=timeout)
+        except Exception as error:
+            raise failure(self._env_where, "OnMessage", error, timeout) from None
+
+    def _collect(self, messages: Any, sender: int) -> None:
+        for message in messages:
+            message.sender_id = sender
+        self._outbox.extend(messages)
+
+    def _route(self) -> Routed:
+        """This tick's messages by receiver id (-1: the environment)."""
+        if not self._outbox:
+            return None
+        outbox, self._outbox = self._outbox, []
+        n_actors = len(self.actors)
+        routed: dict[int, list[common_pb2.Message]] = {}
+        for message in outbox:
+            receiver = message.receiver_id
+            if -1 <= receiver < n_actors:
+                routed.setdefault(receiver, []).append(message)
+            else:
+                log.debug("trial %s: message for unknown receiver %d dropped", self.id, receiver)
+        return routed
+
+    # ------------------------------------------------------------------ the end
+
+    def end(self, reason: str) -> None:
+        """Ends the trial from outside its task (client End, inactivity, shutdown)."""
+        if self.over:
+            return
+        self._mark_over(reason)
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+
+    def _mark_over(
+        self, reason: str, failed: bool = False, start_error: Optional[StatusError] = None
+    ) -> None:
+        """The trial is over: retire it (once); tell the clients now if it failed."""
+        if self.over:
+            return
+        self.over = True
+        self.reason = reason
+        self.failed = failed
+        self._rt.registry.retire(self.id, reason)
+        if self.inactivity_timer is not None:
+            self.inactivity_timer.cancel()
+            self.inactivity_timer = None
+        if not self.started.done():
+            self.started.set_result(start_error or status.aborted(self.id, reason))
+        self.humans.stop_waiting()
+        if failed:  # nothing to wait for from a failed service: tell the clients at once
+            log.warning("trial %s ended: %s", self.id, reason)
+            self.notify()
+        else:
+            log.info("trial %s ended: %s", self.id, reason)
+
+    def notify(self) -> None:
+        """Tells every waiting client that the trial is over (once). After a normal end this
+        runs when the task is done, so clients learn of the end after the services did."""
+        if self.ended.done():
+            return
+        answer: Reply = Aborted(status.aborted(self.id, self.reason)) if self.failed else OVER_REPLY
+        self.humans.notify(answer)
+        self.ended.set_result(answer)
+
+    # ------------------------------------------------------------------ client calls
+
+    def join(self, actor_id: int, session_id: str) -> orchestrator_pb2.TrialStartReply:
+        """Gives the human slot `actor_id` to another client, with a full observation.
+
+        A trial cannot pass a tick while a human slot is free (it waits for every human's
+        action), so the slot's current observation is the one of the tick the trial waits
+        on, and no history of deltas is needed: when the environment sent it as a delta,
+        the snapshot is rebuilt from the class's empty observation with its delta-apply
+        function.
+        """
+        slot = self.humans.join(actor_id, session_id)
+        observation = self._current_observation(slot.actor)
+        if not observation.data.snapshot:
+            make_snapshot(slot.actor, observation.data)
+        return orchestrator_pb2.TrialStartReply(
+            trial_id=self.id,
+            actor_id=actor_id,
+            human_config=slot.actor.config,
+            observation=observation,
+            actor_counts=self.actor_counts,
+        )
+
+    def give_feedback(self, feedbacks: Any) -> None:
+        """Client feedback; tick_id -1 means the tick the clients' next actions are for."""
+        self._book.add(feedbacks, self._tick)
+
+    def send_messages(self, messages: Any, session_id: str) -> None:
+        """Client messages, routed at the end of the current tick."""
+        for message in messages:
+            message.sender_id = self.humans.sender(message.sender_id, session_id)
+        self._outbox.extend(messages)
