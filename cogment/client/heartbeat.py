@@ -1,0 +1,93 @@
+"""One background thread per Connection that keeps its idle trials alive with `Heartbeat`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Beating(Protocol):
+    """What the heartbeat thread needs of a trial."""
+
+    def _heartbeat_due(self, now: float, interval: float) -> bool:
+        """True when the trial is idle and has been quiet for `interval` seconds."""
+        ...
+
+    def _send_heartbeat(self) -> None:
+        """Sends one Heartbeat; handles (never raises) its errors."""
+        ...
+
+
+class HeartbeatThread:
+    """Sends a heartbeat for each registered trial that has been idle for `interval` seconds.
+
+    The thread starts with the first registered trial and runs until `stop()`.
+    """
+
+    def __init__(self, interval: float, name: str = "cogment-heartbeat") -> None:
+        self.interval = interval
+        self._name = name
+        self._lock = threading.Lock()
+        self._trials: list[Beating] = []
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        # how often the thread looks at its trials: often enough to be on time, at most 1 s
+        self._poll = min(max(interval / 4.0, 0.02), 1.0)
+
+    def register(self, trial: Beating) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            if trial not in self._trials:
+                self._trials.append(trial)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def unregister(self, trial: Beating) -> None:
+        with self._lock:
+            if trial in self._trials:
+                self._trials.remove(trial)
+
+    @property
+    def registered(self) -> int:
+        with self._lock:
+            return len(self._trials)
+
+    @property
+    def is_running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def stop(self, timeout: Optional[float] = 5.0) -> None:
+        """Stops the thread (idempotent); waits at most `timeout` seconds for it (0: not at
+        all, see `join`)."""
+        with self._lock:
+            self._stopping.set()
+            self._trials.clear()
+        if timeout:
+            self.join(timeout)
+
+    def join(self, timeout: float) -> None:
+        """Waits at most `timeout` seconds for a stopped thread to finish."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._poll):
+            now = time.monotonic()
+            with self._lock:
+                trials = list(self._trials)
+            for trial in trials:
+                if self._stopping.is_set():
+                    return
+                try:
+                    if trial._heartbeat_due(now, self.interval):
+                        trial._send_heartbeat()
+                except Exception:  # never let one trial stop the others' heartbeats
+                    log.exception("heartbeat failed")

@@ -1,0 +1,502 @@
+"""`ClientTrial`: one trial as a client (a human slot, or a watcher) sees and drives it.
+
+```python
+trial = conn.start_trial(cog_settings.actor_classes.player)
+trial.actors.player[1].add_feedback(value=1.0, confidence=1.0)   # sent with the next action
+obs, reward, messages = trial.do_action(Move(cell=3))           # blocks until the next tick
+trial.end()
+```
+
+`do_action` returns an `ActionResult` (observation, reward, messages): the full observation
+of the next tick (deltas already applied with the class's delta-apply function), the
+`cogment.api.agent_pb2.Reward` of the tick the action was for (empty when nobody gave this
+actor feedback for it), and the `cogment.api.agent_pb2.MessageCollection` delivered to this
+actor at the end of that tick (`messages.messages` is the list; the same type an agent's
+`on_message` receives).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+
+import grpc
+from google.protobuf.message import Message
+
+from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
+from cogment.client.actors import ClientActor, ClientActors, Outbox, slot_class, type_name
+from cogment.client.ending import (
+    REASON_CLIENT,
+    REASON_ORCHESTRATOR,
+    REASON_STREAM_CLOSED,
+    TrialEnd,
+    classify,
+    reason_of,
+)
+from cogment.client.stream import ActionStream, Event, StreamEnd
+from cogment.errors import (
+    CogmentError,
+    CogmentRpcError,
+    TrialEndedError,
+    TrialError,
+)
+from cogment.protocol import WireError, unpack_observation
+from cogment.settings import ActorClass
+
+if TYPE_CHECKING:
+    from cogment.client.connection import Connection
+
+log = logging.getLogger(__name__)
+
+TRIAL_OVER = "trial {trial_id} is over ({reason})"
+NO_SLOT = (
+    "trial {trial_id}: this client has no actor slot (actor_id -1); it can only watch or end it"
+)
+WRONG_ACTION = (
+    "trial {trial_id}: actor {actor_id} (class {class_id!r}) acts with {expected}, got {got}"
+)
+
+
+class ActionResult(NamedTuple):
+    """What `do_action` returns; unpacks as `obs, reward, messages`."""
+
+    observation: Any
+    reward: agent_pb2.Reward
+    messages: agent_pb2.MessageCollection
+
+
+EndListener = Callable[["ClientTrial"], Any]
+
+
+class ClientTrial:
+    """A trial this client started or joined. Made by `Connection.start_trial`/`join_trial`."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        actor_class: ActorClass,
+        reply: orchestrator_pb2.TrialStartReply,
+    ) -> None:
+        settings = connection.settings
+        self._connection = connection
+        self._id = reply.trial_id
+        self._actor_id = reply.actor_id
+        self._actor_counts = list(reply.actor_counts)
+        classes = settings.actor_classes
+        self._actor_class = slot_class(
+            classes, self._actor_counts, self._actor_id, actor_class, self._id
+        )
+        self._actors = ClientActors(self, classes, self._actor_counts)
+        self._human_config = reply.human_config if reply.HasField("human_config") else None
+
+        self._lock = threading.Lock()
+        self._observation: Any = None
+        self._tick_id = -1
+        if self._actor_class is not None and reply.HasField("observation"):
+            self._set_observation(reply.observation)
+        self._latest_reward = agent_pb2.Reward()
+        self._latest_messages = agent_pb2.MessageCollection()
+        self._outbox = Outbox(self._id, self._actor_id, self._actors)
+        self._pending = 0
+        self._last_activity = time.monotonic()
+        self._stream: Optional[ActionStream] = None
+        self._watcher: Optional[ActionStream] = None
+        self._end = TrialEnd(self, f"cogment-end-{self._id}")
+        self._detached = False
+
+    # ------------------------------------------------------------------ read-only state
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def actor_id(self) -> int:
+        """This client's actor id, or -1 when the trial has no slot for it (agents only)."""
+        return self._actor_id
+
+    @property
+    def actor_class(self) -> Optional[ActorClass]:
+        """The class of this client's slot (None when `actor_id` is -1)."""
+        return self._actor_class
+
+    @property
+    def actor_counts(self) -> list[int]:
+        """Number of actors of each class, in cogment.yaml order."""
+        return list(self._actor_counts)
+
+    @property
+    def actors(self) -> ClientActors:
+        """`actors.<class>[i]` and `actors.all`: targets for feedback and messages."""
+        return self._actors
+
+    @property
+    def human_config(self) -> Optional[common_pb2.ActorConfig]:
+        """The slot's config as the orchestrator sent it (serialized), if any."""
+        return self._human_config
+
+    @property
+    def observation(self) -> Any:
+        """The latest full observation (None for a trial without a slot)."""
+        return self._observation
+
+    @property
+    def tick_id(self) -> int:
+        """The tick of `observation` (the tick the next action is for); -1 without one."""
+        return self._tick_id
+
+    @property
+    def latest_reward(self) -> agent_pb2.Reward:
+        return self._latest_reward
+
+    @property
+    def latest_messages(self) -> agent_pb2.MessageCollection:
+        return self._latest_messages
+
+    @property
+    def session_id(self) -> str:
+        return self._connection.session_id
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+    @property
+    def is_over(self) -> bool:
+        return self._end.is_over
+
+    @property
+    def end_reason(self) -> str:
+        """Why the trial is over ("" while it runs)."""
+        return self._end.reason
+
+    @property
+    def error(self) -> Optional[TrialError]:
+        """The failure that ended the trial, if it ended by one."""
+        return self._end.error
+
+    def wait_for_end(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until the trial is over or `timeout` passes; True when it is over."""
+        return self._end.wait(timeout)
+
+    def __repr__(self) -> str:
+        state = f"over: {self._end.reason}" if self.is_over else f"tick {self._tick_id}"
+        return f"ClientTrial({self._id!r}, actor_id={self._actor_id}, {state})"
+
+    # ------------------------------------------------------------------ acting
+
+    def do_action(self, action: Message) -> ActionResult:
+        """Sends the action for the current tick (after any queued feedback and messages) and
+        blocks until the next tick is computed.
+
+        When the reply says the trial is over, the final observation and reward (if any) are
+        returned and `is_over` becomes True; later calls raise.
+
+        Raises:
+            TypeError: `action` is not an instance of the class's action space.
+            TrialEndedError: the trial is over.
+            TrialError: the trial was ended by a failing service (the orchestrator's reason).
+            CogmentRpcError: any other refusal (e.g. FAILED_PRECONDITION: an action is pending).
+        """
+        actor_class = self._actor_class
+        if actor_class is None:
+            raise CogmentError(NO_SLOT.format(trial_id=self._id))
+        if not isinstance(action, actor_class.action_space):
+            raise TypeError(
+                WRONG_ACTION.format(
+                    trial_id=self._id,
+                    actor_id=self._actor_id,
+                    class_id=actor_class.id,
+                    expected=actor_class.action_space.DESCRIPTOR.full_name,
+                    got=type_name(action),
+                )
+            )
+        self._check_usable()
+        self._flush()
+        request = orchestrator_pb2.TrialActionRequest(trial_id=self._id, actor_id=self._actor_id)
+        request.action.content = action.SerializeToString()
+        with self._lock:
+            stream = self._stream
+            if self.is_over:
+                raise self._over_error()
+            if stream is not None and self._pending:
+                raise CogmentRpcError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"trial {self._id}: actor {self._actor_id} already has an action pending",
+                )
+            self._pending += 1
+        try:
+            if stream is not None:
+                reply = self._stream_reply(stream.exchange(request, self._connection.timeout))
+            else:
+                reply = self._connection.call("Action", request)
+        except CogmentRpcError as error:
+            raise self._on_call_error(error) from None
+        finally:
+            with self._lock:
+                self._pending -= 1
+                self._last_activity = time.monotonic()
+        return self._absorb(reply)
+
+    def begin_actions_stream(self) -> None:
+        """From now on `do_action` goes over one ActionStream instead of one call per action.
+
+        Idempotent while the stream is open.
+        """
+        if self._actor_class is None:
+            raise CogmentError(NO_SLOT.format(trial_id=self._id))
+        self._check_usable()
+        with self._lock:
+            if self._stream is not None and not self._stream.closed:
+                return
+            self._stream = ActionStream(
+                self._connection.open_stream,
+                self._connection.translate,
+                self._on_stream_event,
+                name=f"cogment-stream-{self._id}",
+            )
+
+    # ------------------------------------------------------------------ feedback, messages
+
+    def multi_cast(self, user_data: Message, send_list: Iterable[int]) -> None:
+        """Queues a message for several receivers: actor ids, and -1 for the environment."""
+        for receiver in send_list:
+            self._queue_message(receiver, user_data)
+
+    def flush_feedback(self) -> None:
+        """Sends the queued feedback now (GiveFeedback) instead of with the next action."""
+        self._check_usable()
+        feedbacks = self._outbox.take_feedbacks()
+        if feedbacks:
+            request = orchestrator_pb2.TrialFeedbackRequest(trial_id=self._id, feedbacks=feedbacks)
+            self._call("GiveFeedback", request)
+
+    def flush_message(self) -> None:
+        """Sends the queued messages now (SendMessage) instead of with the next action."""
+        self._check_usable()
+        messages = self._outbox.take_messages()
+        if messages:
+            request = orchestrator_pb2.TrialMessageRequest(trial_id=self._id, messages=messages)
+            self._call("SendMessage", request)
+
+    def _queue_feedback(
+        self, actor: ClientActor, value: float, confidence: float, tick_id: int, user_data: Any
+    ) -> None:
+        self._check_usable()
+        tick = self._tick_id if tick_id == -1 else tick_id
+        self._outbox.add_feedback(actor, value, confidence, tick, user_data)
+
+    def _queue_message(self, receiver: int, user_data: Message) -> None:
+        self._check_usable()
+        self._outbox.add_message(receiver, user_data)
+
+    def _flush(self) -> None:
+        self.flush_feedback()
+        self.flush_message()
+
+    # ------------------------------------------------------------------ ending
+
+    def set_on_trial_end_event_listener(self, callback: EndListener) -> None:
+        """`callback(trial)` is called once, from a background thread, when the trial ends by
+        any means other than this client's `end()` (environment, max_steps, inactivity,
+        another client, a failure: see `end_reason` and `error`). Set after the trial ended,
+        it is called right away."""
+        self._end.set_listener(callback)
+
+    def end(self) -> None:
+        """Sends the queued feedback and messages, then ends the trial (idempotent).
+
+        Raises:
+            CogmentError: the connection is closed.
+            CogmentRpcError: the orchestrator could not be told (the trial is over for this
+                client nonetheless).
+        """
+        if self.is_over or self._end.by_client:
+            return
+        self._connection.check_open()
+        if not self._end.claim():
+            return
+        try:
+            with contextlib.suppress(CogmentError):  # the trial may be over already
+                self._flush()
+            if not self.is_over:
+                try:
+                    self._connection.call(
+                        "End", orchestrator_pb2.TrialEndRequest(trial_id=self._id)
+                    )
+                except CogmentRpcError as error:
+                    if error.code is not grpc.StatusCode.NOT_FOUND:
+                        raise
+        finally:
+            self._finish(REASON_CLIENT, remote=False)
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_usable(self) -> None:
+        if self._detached:
+            self._connection.check_open()
+        if self.is_over:
+            raise self._over_error()
+
+    def _over_error(self) -> CogmentError:
+        if self._detached and not self.is_over:
+            self._connection.check_open()
+        error = self._end.error
+        if error is not None:
+            return TrialError(error.code, error.message)
+        return TrialEndedError(TRIAL_OVER.format(trial_id=self._id, reason=self._end.reason))
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return self._connection.call(method, request)
+        except CogmentRpcError as error:
+            raise self._on_call_error(error) from None
+
+    def _on_call_error(self, error: CogmentRpcError) -> CogmentError:
+        """Records what an error says about the trial; returns the exception to raise."""
+        error = classify(error)
+        if isinstance(error, TrialError):  # ABORTED, or NOT_FOUND for a failed trial
+            self._finish(reason_of(error.message), error=error)
+            return error
+        if error.code is grpc.StatusCode.NOT_FOUND:
+            reason = reason_of(error.message)
+            self._finish(reason)
+            return TrialEndedError(TRIAL_OVER.format(trial_id=self._id, reason=reason))
+        if error.code is grpc.StatusCode.CANCELLED and (self.is_over or self._detached):
+            return self._over_error()
+        return error
+
+    def _set_observation(self, observation: common_pb2.Observation) -> None:
+        assert self._actor_class is not None
+        try:
+            self._observation = unpack_observation(
+                self._actor_class,
+                observation.data,
+                self._observation,
+                f"trial {self._id}: observation of actor {self._actor_id}",
+            )
+        except WireError as error:
+            raise CogmentError(error.message) from None
+        self._tick_id = observation.tick_id
+
+    def _absorb(self, reply: orchestrator_pb2.TrialActionReply) -> ActionResult:
+        with self._lock:
+            if reply.HasField("observation") and self._actor_class is not None:
+                self._set_observation(reply.observation)
+            self._latest_reward = reply.reward
+            self._latest_messages = reply.messages
+            result = ActionResult(self._observation, reply.reward, reply.messages)
+        if reply.trial_is_over:
+            self._finish(self._ask_end_reason())
+        return result
+
+    def _stream_reply(self, event: Event) -> orchestrator_pb2.TrialActionReply:
+        if isinstance(event, CogmentRpcError):
+            raise event
+        if isinstance(event, StreamEnd):
+            self._finish(REASON_STREAM_CLOSED)
+            raise self._over_error()
+        return event
+
+    def _on_stream_event(self, event: Event) -> None:
+        """An action-stream event nobody waited for: the trial ended, or a late reply."""
+        if isinstance(event, CogmentRpcError):
+            if not self.is_over:
+                self._on_call_error(event)
+        elif not isinstance(event, StreamEnd):  # (an end after trial_is_over is expected)
+            try:
+                self._absorb(event)
+            except CogmentError:
+                log.exception("trial %s: bad reply on the action stream", self._id)
+
+    def _on_watch_event(self, event: Event) -> None:
+        """The watch stream of a trial without a slot: only its end matters."""
+        if isinstance(event, CogmentRpcError):
+            if event.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
+                self._on_call_error(event)
+            else:
+                self._finish(f"lost the trial's watch stream: {event}")
+        elif isinstance(event, StreamEnd) or event.trial_is_over:
+            self._finish(self._ask_end_reason())
+
+    def _ask_end_reason(self) -> str:
+        """Why the trial ended, as the orchestrator's tombstone says (one Heartbeat call)."""
+        if self.is_over or self._end.by_client or self._detached:
+            return REASON_ORCHESTRATOR
+        error = self._heartbeat_call(min(self._connection.timeout or 5.0, 5.0))
+        if error is not None and error.code is grpc.StatusCode.NOT_FOUND:
+            return reason_of(error.message)
+        return REASON_ORCHESTRATOR
+
+    def _heartbeat_call(self, timeout: float) -> Optional[CogmentRpcError]:
+        """One Heartbeat; returns its error, if any (never raises)."""
+        request = orchestrator_pb2.TrialHeartbeatRequest(trial_id=self._id)
+        try:
+            self._connection.call("Heartbeat", request, timeout)
+        except CogmentRpcError as error:
+            return error
+        except CogmentError:  # the connection closed meanwhile
+            pass
+        return None
+
+    def _finish(self, reason: str, error: Optional[TrialError] = None, remote: bool = True) -> None:
+        if not self._end.finish(reason, error, remote):
+            return
+        with self._lock:
+            streams = [s for s in (self._stream, self._watcher) if s is not None]
+        for stream in streams:
+            stream.close()
+        self._connection.forget(self)
+        self._end.notify()
+
+    def _activate(self) -> None:
+        """Starts what keeps the trial in touch: heartbeats (slot) or the watch stream."""
+        if self.is_over:
+            return
+        if self._actor_class is not None:
+            heartbeat = self._connection.heartbeat
+            if heartbeat is not None:
+                heartbeat.register(self)
+            return
+        watcher = ActionStream(
+            self._connection.open_stream,
+            self._connection.translate,
+            self._on_watch_event,
+            name=f"cogment-watch-{self._id}",
+        )
+        with self._lock:
+            self._watcher = watcher
+        watcher.send(orchestrator_pb2.TrialActionRequest(trial_id=self._id, actor_id=-1))
+
+    def _detach(self) -> None:
+        """The connection is closing: stop streams; the trial becomes unusable."""
+        with self._lock:
+            self._detached = True
+            streams = [s for s in (self._stream, self._watcher) if s is not None]
+        for stream in streams:
+            stream.close()
+
+    def _heartbeat_due(self, now: float, interval: float) -> bool:
+        with self._lock:
+            return (
+                not self.is_over
+                and not self._detached
+                and self._pending == 0
+                and now - self._last_activity >= interval
+            )
+
+    def _send_heartbeat(self) -> None:
+        with self._lock:
+            self._last_activity = time.monotonic()
+        timeout = max(2.0 * (self._connection.heartbeat_interval or 1.0), 1.0)
+        error = self._heartbeat_call(min(timeout, self._connection.timeout or timeout))
+        if error is None:
+            return
+        if error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
+            self._on_call_error(error)
+        else:
+            log.debug("trial %s: heartbeat failed: %s", self._id, error)

@@ -1,0 +1,207 @@
+"""Every way a trial ends: max_steps, the environment, inactivity, the client, shutdown;
+and trials without a human slot (actor_id -1)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+from typing import Any, Callable
+
+import pytest
+
+from cogment.client import ClientTrial, Connection
+from cogment.errors import CogmentRpcError, TrialEndedError, TrialError
+from tests.client.fake_orchestrator import wait_until
+from tests.e2e.conftest import Services
+
+Start = Callable[..., Any]
+Connect = Callable[..., Connection]
+AGENTS_ONLY = [("player", "player"), ("player", "player"), ("watcher", "watcher")]
+
+
+class Ends:
+    """An end listener recording its calls and their threads."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[ClientTrial, str]] = []
+        self.called = threading.Event()
+
+    def __call__(self, trial: ClientTrial) -> None:
+        self.calls.append((trial, threading.current_thread().name))
+        self.called.set()
+
+
+def ends_of(services: Services, trial_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for who, event, _ in services.journal.events(trial_id):
+        if event == "end":
+            counts[who] = counts.get(who, 0) + 1
+    return counts
+
+
+def test_max_steps(orchestrator: Start, connect: Connect, services: Services) -> None:
+    from data_pb2 import Move
+
+    orch = orchestrator(max_steps=5)
+    trial = connect(orch, heartbeat_interval=None).start_trial("player")
+    ends = Ends()
+    trial.set_on_trial_end_event_listener(ends)
+    for t in range(4):
+        trial.do_action(Move(cell=t))
+        assert not trial.is_over
+    obs, _, _ = trial.do_action(Move(cell=0))
+    assert trial.is_over and obs.turn == 5 and trial.tick_id == 5  # the final observation
+    assert trial.end_reason == "max_steps (5) reached" and trial.error is None
+    assert ends.called.wait(5)
+    assert ends.calls[0][0] is trial and ends.calls[0][1] != threading.current_thread().name
+    with pytest.raises(TrialEndedError, match=f"trial {trial.id} is over"):
+        trial.do_action(Move(cell=0))
+    trial.end()  # a no-op now
+    assert wait_until(
+        lambda: ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1}
+    )
+    time.sleep(0.05)
+    assert len(ends.calls) == 1
+
+
+def test_the_environment_ends_the_trial(
+    orchestrator: Start, connect: Connect, cog_settings: types.ModuleType, services: Services
+) -> None:
+    from data_pb2 import Move
+
+    orch = orchestrator()
+    conn = connect(orch, heartbeat_interval=None)
+    trial = conn.start_trial("player", trial_cfg=cog_settings.trial.config_type(rounds=3))
+    ends = Ends()
+    trial.set_on_trial_end_event_listener(ends)
+    trial.do_action(Move(cell=0))
+    trial.do_action(Move(cell=0))
+    trial.do_action(Move(cell=0))
+    assert trial.is_over and trial.end_reason == "the environment ended the trial"
+    assert ends.called.wait(5)
+    assert wait_until(
+        lambda: ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1}
+    )
+    # another client's later call learns why
+    with pytest.raises(Exception, match="has ended: the environment ended the trial"):
+        connect(orch).join_trial("player", trial.id, 0)
+    assert len(ends.calls) == 1 and conn.trials == []
+
+
+def test_inactive_trials_are_reaped_and_heartbeats_keep_them(
+    orchestrator: Start, connect: Connect, services: Services
+) -> None:
+    from data_pb2 import Move
+
+    orch = orchestrator(max_inactivity=1)
+    silent = connect(orch, heartbeat_interval=None).start_trial("player")
+    started = time.monotonic()
+    alive = connect(orch, heartbeat_interval=0.2).start_trial("player")
+    ended_at: list[float] = []
+
+    def env_ended() -> bool:
+        if ends_of(services, silent.id).get("env") and not ended_at:
+            ended_at.append(time.monotonic())
+        return bool(ended_at)
+
+    assert wait_until(env_ended, timeout=3.0, interval=0.005)
+    assert 0.9 <= ended_at[0] - started <= 1.5  # within 1.5x max_inactivity
+    with pytest.raises(TrialEndedError, match=r"max_inactivity"):
+        silent.do_action(Move(cell=0))
+    time.sleep(max(0.0, started + 2.2 - time.monotonic()))  # > 2x max_inactivity, heartbeats only
+    assert not alive.is_over
+    obs, _, _ = alive.do_action(Move(cell=0))
+    assert obs.turn == 1
+    alive.end()
+
+
+def test_the_client_ends_the_trial(
+    orchestrator: Start, connect: Connect, services: Services
+) -> None:
+    from data_pb2 import Move
+
+    orch = orchestrator()
+    trial = connect(orch, heartbeat_interval=0.05).start_trial("player")
+    ends = Ends()
+    trial.set_on_trial_end_event_listener(ends)
+    trial.do_action(Move(cell=0))
+    trial.end()
+    trial.end()
+    assert ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1}
+    assert orch.trial_count == 0
+    time.sleep(0.15)
+    assert not ends.calls
+
+
+def test_an_agent_only_trial_runs_by_itself(
+    orchestrator: Start, connect: Connect, cog_settings: types.ModuleType, services: Services
+) -> None:
+    orch = orchestrator(actors=AGENTS_ONLY)
+    conn = connect(orch, heartbeat_interval=None)
+    trial = conn.start_trial("player", trial_cfg=cog_settings.trial.config_type(rounds=5))
+    assert (trial.actor_id, trial.actor_class, trial.observation) == (-1, None, None)
+    assert trial.actor_counts == [2, 1]
+    ends = Ends()
+    trial.set_on_trial_end_event_listener(ends)
+    assert ends.called.wait(10)
+    assert trial.is_over and trial.error is None
+    assert trial.end_reason == "the environment ended the trial"
+    updates = [d[0] for _, e, d in services.journal.events(trial.id, "env") if e == "update"]
+    assert updates == [0, 1, 2, 3, 4]
+    assert wait_until(
+        lambda: ends_of(services, trial.id) == {"env": 1, "player0": 1, "player1": 1, "watcher2": 1}
+    )
+
+    by_steps = conn.start_trial("player")  # rounds 0: max_steps ends it
+    by_steps_ends = Ends()
+    by_steps.set_on_trial_end_event_listener(by_steps_ends)
+    assert by_steps_ends.called.wait(10)
+    assert by_steps.end_reason == "max_steps (100) reached"
+
+    endless = conn.start_trial("player")
+    endless_ends = Ends()
+    endless.set_on_trial_end_event_listener(endless_ends)
+    assert wait_until(lambda: len(services.journal.events(endless.id, "env")) > 3)
+    endless.end()
+    assert endless.is_over and ends_of(services, endless.id)["env"] == 1
+    time.sleep(0.1)
+    assert not endless_ends.calls
+
+
+def test_an_agent_only_trial_that_fails(
+    orchestrator: Start, connect: Connect, services: Services
+) -> None:
+    orch = orchestrator(actors=AGENTS_ONLY)
+    trial = connect(orch, heartbeat_interval=None).start_trial("player", user_id="fail-env:2")
+    ends = Ends()
+    trial.set_on_trial_end_event_listener(ends)
+    assert ends.called.wait(10)
+    assert isinstance(trial.error, TrialError)
+    assert "environment at " in trial.error.message
+    assert "board on fire at tick 2" in trial.error.message
+
+
+def test_orchestrator_shutdown_ends_running_trials(
+    orchestrator: Start, connect: Connect, services: Services
+) -> None:
+    from data_pb2 import Move
+
+    orch = orchestrator(actors=[("player", "human"), ("player", "human"), ("watcher", "watcher")])
+    conn = connect(orch, heartbeat_interval=None)
+    trial = conn.start_trial("player")
+    watched = connect(orch).join_trial("player", trial.id, 1)
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(trial.do_action(Move(cell=1))))
+    worker.start()  # waits for the second human, who never acts
+    assert wait_until(lambda: len(services.journal.events(trial.id, "watcher2")) >= 1)
+    time.sleep(0.1)
+    orch.stop()
+    worker.join(10)
+    assert results and trial.is_over  # the waiting action got trial_is_over
+    # the reason is asked of an orchestrator that is going away: either answer is right
+    assert trial.end_reason in ("orchestrator shutdown", "ended by the orchestrator")
+    assert ends_of(services, trial.id) == {"env": 1, "watcher2": 1}
+    # the other client was idle without heartbeats; the orchestrator is gone
+    with pytest.raises(CogmentRpcError, match=f"cannot reach the orchestrator at {orch.endpoint}"):
+        watched.do_action(Move(cell=1))
