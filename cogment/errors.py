@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import grpc
@@ -66,6 +67,27 @@ class TrialError(CogmentRpcError):
 _ERROR_CLASSES: dict[grpc.StatusCode, type[CogmentRpcError]] = {
     grpc.StatusCode.ABORTED: TrialError,
 }
+
+
+# How the orchestrator words a trial's end in a status message; the client reads them back.
+TRIAL_ENDED = "trial {trial_id} has ended: {reason}"  # NOT_FOUND, later calls, normal end
+TRIAL_FAILED = "trial {trial_id} failed: {reason}"  # NOT_FOUND, later calls, after a failure
+TRIAL_ABORTED = "trial {trial_id} ended: {reason}"  # ABORTED, the calls waiting at the failure
+_TRIAL_END = re.compile(r"^trial \S+ (has ended|failed|ended): (.*)$", re.DOTALL)
+
+
+def trial_end_reason(message: str) -> str:
+    """The reason in one of the messages above (the message itself otherwise)."""
+    match = _TRIAL_END.match(message)
+    return match.group(2) if match else message
+
+
+def is_trial_failure(code: grpc.StatusCode, message: str) -> bool:
+    """Whether a status says the trial ended because a service failed."""
+    if code is grpc.StatusCode.ABORTED:
+        return True
+    match = _TRIAL_END.match(message)
+    return code is grpc.StatusCode.NOT_FOUND and match is not None and match.group(1) == "failed"
 
 
 def from_rpc_error(error: grpc.RpcError) -> CogmentRpcError:

@@ -1,9 +1,10 @@
 """How a client trial ends: the orchestrator's end reasons, and the once-only end listener.
 
-The orchestrator tells a trial's end in three ways: a `TrialActionReply` with
-`trial_is_over` (normal end), ABORTED "trial <id> ended: <reason>" (a service failed), and,
-on any later call, NOT_FOUND "trial <id> has ended: <reason>" (either). `classify` turns the
-last into a `TrialError` when the reason is not one of the normal ends.
+The orchestrator tells a trial's end in three ways (worded as in `cogment.errors`): a
+`TrialActionReply` with `trial_is_over` (normal end), ABORTED "trial <id> ended: <reason>" (a
+service failed), and, on any later call, NOT_FOUND "trial <id> has ended: <reason>" (normal
+end) or "trial <id> failed: <reason>" (failure). `classify` turns the failures into
+`TrialError`.
 """
 
 from __future__ import annotations
@@ -12,46 +13,19 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-import grpc
-
-from cogment.errors import CogmentRpcError, TrialError
-from cogment.orchestrator.registry import INACTIVITY
-from cogment.orchestrator.tick import ENDED_BY_CLIENT, ENDED_BY_ENV, MAX_STEPS_REACHED, SHUTDOWN
+from cogment.errors import CogmentRpcError, TrialError, is_trial_failure, trial_end_reason
 
 log = logging.getLogger(__name__)
 
 REASON_ORCHESTRATOR = "ended by the orchestrator"
 REASON_CLIENT = "ended by this client"
 REASON_STREAM_CLOSED = "the orchestrator closed the action stream"
-HAS_ENDED = " has ended: "
-# how the orchestrator words the end of a trial that ended without a failure; any other
-# reason in "trial <id> has ended: <reason>" names a service that failed
-_NORMAL_ENDS = (ENDED_BY_CLIENT, ENDED_BY_ENV, SHUTDOWN)
-_NORMAL_END_PREFIXES = tuple(t.split("{", 1)[0] for t in (MAX_STEPS_REACHED, INACTIVITY))
-
-
-def reason_of(message: str) -> str:
-    """The reason in "trial <id> has ended: <reason>" / "trial <id> ended: <reason>"."""
-    for marker in (HAS_ENDED, " ended: "):
-        if marker in message:
-            return message.split(marker, 1)[1]
-    return message
-
-
-def ended_by_failure(reason: str) -> bool:
-    """Whether an orchestrator's end reason says a service failed, rather than the trial
-    ending normally (client, environment, max_steps, inactivity, shutdown)."""
-    return reason not in _NORMAL_ENDS and not reason.startswith(_NORMAL_END_PREFIXES)
+reason_of = trial_end_reason
 
 
 def classify(error: CogmentRpcError) -> CogmentRpcError:
-    """NOT_FOUND "trial <id> has ended: <a failure>" becomes a TrialError, as ABORTED is."""
-    if (
-        error.code is grpc.StatusCode.NOT_FOUND
-        and not isinstance(error, TrialError)
-        and HAS_ENDED in error.message
-        and ended_by_failure(reason_of(error.message))
-    ):
+    """A status saying a service failure ended the trial becomes a TrialError."""
+    if not isinstance(error, TrialError) and is_trial_failure(error.code, error.message):
         return TrialError(error.code, error.message)
     return error
 

@@ -23,7 +23,7 @@ class Registry:
 
     def __init__(self, max_tombstones: int = MAX_TOMBSTONES) -> None:
         self._live: dict[str, Trial] = {}
-        self._ended: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._ended: collections.OrderedDict[str, tuple[str, bool]] = collections.OrderedDict()
         self._max_tombstones = max_tombstones
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -48,16 +48,18 @@ class Registry:
         trial = self._live.get(trial_id)
         if trial is not None:
             return trial
-        reason = self._ended.get(trial_id)
-        if reason is None:
+        ended = self._ended.get(trial_id)
+        if ended is None:
             raise status.not_found(status.TRIAL_NOT_FOUND.format(trial_id=trial_id))
         self._ended.move_to_end(trial_id)
-        raise status.not_found(status.TRIAL_ENDED.format(trial_id=trial_id, reason=reason))
+        reason, failed = ended
+        wording = status.TRIAL_FAILED if failed else status.TRIAL_ENDED
+        raise status.not_found(wording.format(trial_id=trial_id, reason=reason))
 
-    def retire(self, trial_id: str, reason: str) -> None:
-        """Forgets a trial that ended, keeping why."""
+    def retire(self, trial_id: str, reason: str, failed: bool = False) -> None:
+        """Forgets a trial that ended, keeping why (and whether a failure ended it)."""
         self._live.pop(trial_id, None)
-        self._ended[trial_id] = reason
+        self._ended[trial_id] = (reason, failed)
         while len(self._ended) > self._max_tombstones:
             self._ended.popitem(last=False)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import grpc
 
+from cogment.errors import TRIAL_ABORTED, TRIAL_ENDED, TRIAL_FAILED
+
+__all__ = ["TRIAL_ABORTED", "TRIAL_ENDED", "TRIAL_FAILED"]  # shared with the client
+
 TRIAL_NOT_FOUND = "trial {trial_id} not found"
-TRIAL_ENDED = "trial {trial_id} has ended: {reason}"
-TRIAL_ABORTED = "trial {trial_id} ended: {reason}"
 NO_ACTOR = "trial {trial_id}: no actor {actor_id}"
 NOT_HUMAN = "trial {trial_id}: actor {actor_id} is not a human slot (its endpoint is {endpoint})"
 ALREADY_JOINED = "trial {trial_id}: actor {actor_id} is already joined"

@@ -443,7 +443,7 @@ class Trial:
         self.over = True
         self.reason = reason
         self.failed = failed
-        self._rt.registry.retire(self.id, reason)
+        self._rt.registry.retire(self.id, reason, failed)
         if self.inactivity_timer is not None:
             self.inactivity_timer.cancel()
             self.inactivity_timer = None

@@ -21,6 +21,7 @@ from typing import Any, Optional
 import grpc
 
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from cogment.errors import TRIAL_ABORTED, TRIAL_ENDED, TRIAL_FAILED
 
 ACTOR_COUNTS = [2, 1]
 
@@ -103,7 +104,10 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
 
     @staticmethod
     def _abort_over(trial: FakeTrial, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.NOT_FOUND, f"trial {trial.id} has ended: {trial.reason}")
+        wording = TRIAL_FAILED if trial.failed else TRIAL_ENDED
+        context.abort(
+            grpc.StatusCode.NOT_FOUND, wording.format(trial_id=trial.id, reason=trial.reason)
+        )
 
     @staticmethod
     def _over_reply() -> orchestrator_pb2.TrialActionReply:
@@ -140,7 +144,8 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
             if trial.over:
                 if trial.failed:
                     context.abort(
-                        grpc.StatusCode.ABORTED, f"trial {trial.id} ended: {trial.reason}"
+                        grpc.StatusCode.ABORTED,
+                        TRIAL_ABORTED.format(trial_id=trial.id, reason=trial.reason),
                     )
                 return None
             tick = trial.tick
@@ -269,7 +274,10 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
                 return
             if kind == "end":  # the trial ended while the client was idle (or watching)
                 if item.failed:
-                    context.abort(grpc.StatusCode.ABORTED, f"trial {item.id} ended: {item.reason}")
+                    context.abort(
+                        grpc.StatusCode.ABORTED,
+                        TRIAL_ABORTED.format(trial_id=item.id, reason=item.reason),
+                    )
                 yield self._over_reply()
                 return
             trial = self._trial(item.trial_id, context)

@@ -455,21 +455,21 @@ def test_join_takes_a_named_slot(connect: Connect, fake: FakeOrchestrator) -> No
 
 
 @pytest.mark.parametrize(
-    ("reason", "failure"),
+    ("code", "message", "failure"),
     [
-        ("ended by a client", False),
-        ("the environment ended the trial", False),
-        ("max_steps (5) reached", False),
-        ("no activity from any human for 2 s (max_inactivity)", False),
-        ("orchestrator shutdown", False),
-        ("environment at grpc://127.0.0.1:1: Update failed: UNKNOWN: boom", True),
-        ("agent actor 1 (class 'player') at grpc://h:1: Decide failed: client gone", True),
+        (grpc.StatusCode.NOT_FOUND, "trial t has ended: max_steps (5) reached", False),
+        (grpc.StatusCode.NOT_FOUND, "trial t has ended: ended by a client", False),
+        (grpc.StatusCode.NOT_FOUND, "trial t not found", False),
+        (grpc.StatusCode.NOT_FOUND, "trial t failed: environment at grpc://h:1: boom", True),
+        (grpc.StatusCode.ABORTED, "trial t ended: agent actor 1 at grpc://h:1: gone", True),
+        (grpc.StatusCode.FAILED_PRECONDITION, "trial t: actor 0 is already joined", False),
     ],
 )
-def test_end_reasons_tell_failures_apart(reason: str, failure: bool) -> None:
-    from cogment.client.ending import ended_by_failure
+def test_statuses_tell_failures_apart(code: grpc.StatusCode, message: str, failure: bool) -> None:
+    from cogment.client.ending import classify
+    from cogment.errors import CogmentRpcError
 
-    assert ended_by_failure(reason) is failure
+    assert isinstance(classify(CogmentRpcError(code, message)), TrialError) is failure
 
 
 def test_closing_the_connection_stops_its_threads(settings: Any) -> None:

@@ -142,7 +142,7 @@ def test_a_slow_agent_ends_its_trial(orchestrator, trial_stub, raw_server):
     with pytest.raises(grpc.RpcError) as later:
         action(stub, started.trial_id)
     assert later.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "has ended: agent actor 1" in (later.value.details() or "")
+    assert "failed: agent actor 1" in (later.value.details() or "")
     deadline = time.monotonic() + TIMEOUT
     while not (env.of("End") and slow.of("End")) and time.monotonic() < deadline:
         time.sleep(0.02)
