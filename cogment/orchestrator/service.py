@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import uuid
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
 
@@ -119,16 +120,32 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
     async def ActionStream(
         self, request_iterator: AsyncIterator[Any], context: Any
     ) -> AsyncIterator[Any]:
-        async for request in request_iterator:
-            try:
-                trial = self._registry.get(request.trial_id)
-                if request.actor_id == -1 and not request.HasField("action"):
-                    waiter = asyncio.shield(trial.ended)  # a watcher: only the end
-                else:
-                    waiter = trial.humans.submit(request.actor_id, request.action.content)
-            except StatusError as error:
-                await context.abort(error.code, error.message)
-            reply = await waiter
+        requests = request_iterator.__aiter__()
+        trial: Optional[Trial] = None
+        while True:
+            next_request = asyncio.ensure_future(requests.__anext__())
+            if trial is None:
+                await asyncio.wait((next_request,))
+            else:  # between two actions, an idle client still hears of the trial's end at once
+                await asyncio.wait((next_request, trial.ended), return_when=FIRST_COMPLETED)
+            if next_request.done():
+                try:
+                    request = next_request.result()
+                except StopAsyncIteration:
+                    return
+                try:
+                    trial = self._registry.get(request.trial_id)
+                    if request.actor_id == -1 and not request.HasField("action"):
+                        waiter: Any = asyncio.shield(trial.ended)  # a watcher: only the end
+                    else:
+                        waiter = trial.humans.submit(request.actor_id, request.action.content)
+                except StatusError as error:
+                    await context.abort(error.code, error.message)
+                reply = await waiter
+            else:  # the trial ended while this client was idle
+                next_request.cancel()
+                assert trial is not None
+                reply = trial.ended.result()
             if type(reply) is bytes:  # a tick's reply
                 yield reply
                 continue

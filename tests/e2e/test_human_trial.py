@@ -168,7 +168,7 @@ def test_a_streaming_client_learns_the_end_while_idle(
 
     orch = orchestrator(actors=[("player", "human"), ("player", "human"), ("watcher", "watcher")])
     first = connect(orch).start_trial("player")
-    second = connect(orch, heartbeat_interval=0.1).join_trial("player", first.id, 1)
+    second = connect(orch, heartbeat_interval=None).join_trial("player", first.id, 1)
     second.begin_actions_stream()
     worker = threading.Thread(target=second.do_action, args=(Move(cell=1),))
     worker.start()
