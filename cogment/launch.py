@@ -1,0 +1,479 @@
+"""`cogment launch`: run a whole project (services, orchestrator, client) from one file.
+
+    cogment launch LAUNCH_FILE [--interactive] [--timeout S] [--startup-timeout S]
+                   [--free-ports] [--log-level LEVEL] [-- CLIENT ARGS...]
+    python -m cogment.launch ...  (the same)
+
+The launch file (YAML; every path is relative to the folder of the launch file, which is
+also the working directory of every command):
+
+    project: cogment.yaml          # optional (default cogment.yaml)
+    generate:                      # optional; omit to never run `cogment generate`
+      python_dir: .                # cog_settings.py is (re)generated here when it is missing
+                                   # or older than cogment.yaml, an imported .proto or module
+    orchestrator:                  # optional; omit when a service is the orchestrator
+      port: 9000                   # served in-process (cogment.Orchestrator)
+    startup_timeout: 20            # optional; seconds each service has to answer Version
+    services:                      # started in this order, all at once
+      - name: environment          # prefixes its output: `environment | ...`
+        command: python environment.py --port {port}
+        port: 9002                 # optional; the client starts once it answers Version
+    client:                        # runs in the foreground, stdin passed through
+      name: driver                 # optional (default client)
+      command: python driver.py --auto --orchestrator localhost:{orchestrator_port}
+      interactive: python driver.py --orchestrator localhost:{orchestrator_port}  # optional
+
+Commands are split like a shell would (no shell runs them); a leading `python` is the
+interpreter running cogment launch. Placeholders: `{port}` (the service's own port),
+`{orchestrator_port}` and `{<service name>_port}`. Each process gets PYTHONUNBUFFERED=1 and
+its own session and process group; every line it prints (stdout and stderr) is prefixed
+with its name, and launch's own lines with `launch` (`started NAME (pid N): ...`). The file's
+ports must be free (checked first). A service without a port is started but not waited for.
+
+`--interactive` runs `client.interactive` attached to the terminal, and writes the other
+processes' output to a log file instead (its path is printed). Options launch does not
+know, and everything after `--`, are appended to the client command. `--free-ports` replaces every port of the file with a free
+one, and rewrites the project's default endpoints and pre-hooks that name a replaced port
+for the in-process orchestrator (endpoints a pre-trial hook writes are not rewritten).
+
+Exit status: the client's; 1 when the launch file is wrong, a service does not come up or
+dies while the client runs (the message names it); 124 on `--timeout`; 130/143 when
+interrupted by SIGINT/SIGTERM. Every process started is stopped on the way out (SIGTERM to
+its group, SIGKILL after a grace period of 5 s). POSIX only (process groups).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import os
+import re
+import shlex
+import signal
+import sys
+import tempfile
+import threading
+import time
+import types
+from collections.abc import Sequence
+from typing import Any, Optional, TextIO
+
+from cogment.api import common_pb2
+from cogment.errors import ConfigurationError
+from cogment.launch_config import (
+    LaunchConfig,
+    LaunchError,
+    ServiceSpec,
+    is_stale,
+    load_launch_config,
+    rewrite_endpoint,
+)
+from cogment.launch_process import (
+    STOP_GRACE,
+    Output,
+    Process,
+    answers_version,
+    free_port,
+    port_in_use,
+    stop_all,
+)
+
+EXIT_FAILURE = 1
+EXIT_TIMEOUT = 124
+_POLL = 0.05
+
+
+def shown(argv: Sequence[str]) -> str:
+    """A command line as printed (the interpreter running launch shown as `python`)."""
+    return " ".join("python" if i == 0 and a == sys.executable else a for i, a in enumerate(argv))
+
+
+def describe_status(status: int) -> str:
+    """`exited with status 3`, or `was killed by SIGKILL` for a negative Popen status."""
+    if status < 0:
+        try:
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with status {status}"
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Launcher:
+    """One run of a launch file: start everything, wait for the client, stop everything."""
+
+    def __init__(self, config: LaunchConfig, args: argparse.Namespace) -> None:
+        self.config = config
+        self.interactive: bool = args.interactive
+        self.timeout: Optional[float] = args.timeout
+        self.startup_timeout: float = args.startup_timeout or config.startup_timeout
+        self.client_args: list[str] = list(args.client_args)
+        self.free_ports: bool = args.free_ports
+        self.log_level: str = args.log_level
+        self.processes: list[Process] = []
+        self.client: Optional[Process] = None
+        self.orchestrator: Any = None
+        self.signum: Optional[int] = None
+        self.deadline = float("inf") if self.timeout is None else time.monotonic() + self.timeout
+        if self.interactive and config.client.interactive is None:
+            raise LaunchError(
+                f"{config.path}: client.interactive: missing (needed by --interactive)"
+            )
+        names = [s.name for s in config.services] + [config.client.name, "orchestrator", "launch"]
+        self.log_file: Optional[TextIO] = None
+        if self.interactive:
+            fd, path = tempfile.mkstemp(prefix="cogment-launch-", suffix=".log")
+            self.log_file = os.fdopen(fd, "w", encoding="utf-8")
+            self.log_path = path
+        self.console = Output(sys.stdout, max(len(n) for n in names))
+        self.output = Output(self.log_file, self.console.width) if self.log_file else self.console
+        self.ports = self._assign_ports()
+
+    # ------------------------------------------------------------------ setup
+
+    def _assign_ports(self) -> dict[str, int]:
+        ports = {s.name: s.port for s in self.config.services if s.port is not None}
+        if self.config.orchestrator_port is not None:
+            ports["orchestrator"] = self.config.orchestrator_port
+        if self.free_ports:
+            ports = {name: free_port() for name in ports}
+        return ports
+
+    def _port_map(self) -> dict[int, int]:
+        """Original port -> port of this run (identity without --free-ports)."""
+        original = {s.name: s.port for s in self.config.services if s.port is not None}
+        if self.config.orchestrator_port is not None:
+            original["orchestrator"] = self.config.orchestrator_port
+        return {port: self.ports[name] for name, port in original.items()}
+
+    def _placeholders(self, own: Optional[ServiceSpec]) -> dict[str, str]:
+        values = {f"{name}_port": str(port) for name, port in self.ports.items()}
+        if own is not None and own.name in self.ports:
+            values["port"] = str(self.ports[own.name])
+        return values
+
+    def _argv(self, command: str, where: str, own: Optional[ServiceSpec]) -> list[str]:
+        values = self._placeholders(own)
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(1) not in values:
+                known = ", ".join("{" + k + "}" for k in sorted(values))
+                raise LaunchError(
+                    f"{self.config.path}: {where}: unknown placeholder {match.group(0)} (known: {known})"
+                )
+            return values[match.group(1)]
+
+        argv = [re.sub(r"\{([A-Za-z_][\w-]*)\}", substitute, a) for a in shlex.split(command)]
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        return argv
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _generate(self) -> None:
+        python_dir = self.config.python_dir
+        if python_dir is None:
+            return
+        from cogment.generate import generate
+
+        digest = hashlib.sha1(os.path.abspath(python_dir).encode()).hexdigest()[:16]
+        lock_name = f"cogment-generate-{digest}.lock"
+        with open(os.path.join(tempfile.gettempdir(), lock_name), "w") as lock:
+            try:
+                import fcntl
+
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - not POSIX
+                pass
+            if is_stale(self.config.project, python_dir):
+                generate(self.config.project, python_dir)
+                self.say(f"generated {os.path.join(python_dir, 'cog_settings.py')}")
+
+    def _load_settings(self) -> types.ModuleType:
+        """Imports the project's generated cog_settings (the orchestrator's settings)."""
+        python_dir = self.config.python_dir or os.path.dirname(self.config.project)
+        for folder in (os.path.dirname(self.config.project), python_dir):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+        path = os.path.join(python_dir, "cog_settings.py")
+        spec = importlib.util.spec_from_file_location("cog_settings", path)
+        if spec is None or spec.loader is None or not os.path.exists(path):
+            raise LaunchError(f"{path} is missing: add `generate:` to {self.config.path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["cog_settings"] = module
+        spec.loader.exec_module(module)
+        return module
+
+    def _rewritten(self, settings: Any) -> dict[str, Any]:
+        """Orchestrator overrides: the project's endpoints, moved to this run's ports."""
+        port_map = {a: b for a, b in self._port_map().items() if a != b}
+        if not port_map:
+            return {}
+        params = common_pb2.TrialParams()
+        params.CopyFrom(settings.default_trial_params)
+        params.environment.endpoint = rewrite_endpoint(params.environment.endpoint, port_map)
+        for actor in params.actors:
+            actor.endpoint = rewrite_endpoint(actor.endpoint, port_map)
+        pre_hooks = [rewrite_endpoint(e, port_map) for e in settings.pre_hooks]
+        return {"default_trial_params": params, "pre_hooks": pre_hooks}
+
+    def say(self, text: str) -> None:
+        self.console.line("launch", text)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> int:
+        previous = self._install_signal_handlers()
+        status = EXIT_FAILURE
+        try:
+            status = self._run()
+        except _Interrupted as stop:
+            name = signal.Signals(stop.signum).name
+            self.say(f"{name} received, stopping everything")
+            status = 128 + stop.signum
+        except LaunchError as error:
+            self._error(str(error))
+            status = EXIT_TIMEOUT if isinstance(error, _Timeout) else EXIT_FAILURE
+        except ConfigurationError as error:
+            self._error(str(error))
+        finally:
+            self._teardown()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return status
+
+    def _error(self, text: str) -> None:
+        self.console.flush()
+        print(f"cogment launch: error: {text}", file=sys.stderr, flush=True)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum: int, _frame: Any) -> None:
+            self.signum = signum
+
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    def _check(self) -> None:
+        """Raises when interrupted, out of time, or when a service has died."""
+        if self.signum is not None:
+            raise _Interrupted(self.signum)
+        if time.monotonic() > self.deadline:
+            raise _Timeout(f"timed out after {self.timeout:g} s (--timeout)")
+        for process in self.processes:
+            status = process.poll()
+            if status is not None:
+                raise LaunchError(f"service {process.name!r} {describe_status(status)}")
+
+    def _run(self) -> int:
+        self._generate()
+        self._check()
+        if not self.free_ports:
+            for name, port in self.ports.items():
+                if port_in_use(port):
+                    raise LaunchError(
+                        f"port {port} of {name!r} is already in use: stop what uses it, "
+                        "or run with --free-ports"
+                    )
+        if self.interactive:
+            self.say(f"the services' output goes to {self.log_path}")
+        client_command = self.config.client.command
+        if self.interactive and self.config.client.interactive is not None:
+            client_command = self.config.client.interactive
+        client_argv = self._argv(client_command, "client", None) + self.client_args
+        service_argvs = [
+            self._argv(s.command, f"services[{i}].command", s)
+            for i, s in enumerate(self.config.services)
+        ]
+        for spec, argv in zip(self.config.services, service_argvs):
+            process = Process(spec.name, argv, self.config.folder, self._env(), self.output)
+            self.processes.append(process)
+            self.say(f"started {spec.name} (pid {process.pid}): {shown(argv)}")
+        for spec, process in zip(self.config.services, self.processes):
+            if spec.name in self.ports:
+                self._wait_version(process, self.ports[spec.name])
+        if self.config.orchestrator_port is not None:
+            self._start_orchestrator()
+        self.client = Process(
+            self.config.client.name,
+            client_argv,
+            self.config.folder,
+            self._env(),
+            None if self.interactive else self.console,
+            stdin=True,
+        )
+        self.say(f"started {self.client.name} (pid {self.client.pid}): {shown(client_argv)}")
+        while True:
+            self._check()
+            status = self.client.poll()
+            if status is not None:
+                time.sleep(0.2)  # a service death that made the client fail is reported as such
+                self._check()
+                self.say(f"{self.client.name} {describe_status(status)}")
+                return status if status >= 0 else 128 - status
+            time.sleep(_POLL)
+
+    def _wait_version(self, process: Process, port: int) -> None:
+        deadline = min(time.monotonic() + self.startup_timeout, self.deadline)
+        while True:
+            self._check()
+            if answers_version(port):
+                self.say(f"{process.name} answers on port {port}")
+                return
+            if time.monotonic() > deadline:
+                if deadline == self.deadline:
+                    self._check()
+                raise LaunchError(
+                    f"service {process.name!r} did not answer Version on port {port} within "
+                    f"{self.startup_timeout:g} s ({shown(process.argv)})"
+                )
+            time.sleep(0.1)
+
+    def _start_orchestrator(self) -> None:
+        import logging
+
+        from cogment.orchestrator import Orchestrator
+
+        settings = self._load_settings()
+        logger = logging.getLogger("cogment")
+        logger.addHandler(self.output.logging_handler("orchestrator"))
+        logger.setLevel(self.log_level.upper())
+        logger.propagate = False
+        port = self.ports["orchestrator"]
+        try:
+            orchestrator = Orchestrator(settings, port=port, **self._rewritten(settings))
+            self.orchestrator = orchestrator.start()
+        except ConfigurationError:
+            raise
+        except Exception as error:
+            raise LaunchError(f"orchestrator: cannot serve on port {port}: {error}") from None
+        self.say(f"orchestrator listening on {orchestrator.endpoint}")
+
+    def _teardown(self) -> None:
+        started = ([self.client] if self.client else []) + self.processes
+        if self.client is not None:
+            stop_all([self.client])
+        if self.orchestrator is not None:
+            with contextlib.suppress(Exception):
+                self.orchestrator.stop(timeout=STOP_GRACE)
+            self.orchestrator = None
+        stop_all(self.processes)
+        for process in started:
+            process.join_output()
+        self.console.flush()
+        if self.log_file is not None:
+            self.log_file.close()
+            self.say(f"the services' output is in {self.log_path}")
+
+
+class _Timeout(LaunchError):
+    pass
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", help="stop everything after S seconds (exit 124)"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        metavar="S",
+        help="seconds each service has to answer Version (default: the file's, else 20)",
+    )
+    parser.add_argument(
+        "--interactive",
+        action="store_true",
+        help="run the client's `interactive` command attached to the terminal",
+    )
+    parser.add_argument(
+        "--free-ports", action="store_true", help="use free ports instead of the file's"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        metavar="LEVEL",
+        choices=("debug", "info", "warning", "error"),
+        help="log level of the in-process orchestrator: debug, info (default), warning, error",
+    )
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the arguments of `cogment launch` to `parser`."""
+    _add_options(parser)
+    parser.add_argument("launch_file", help="the launch file (e.g. examples/city/launch.yaml)")
+    parser.add_argument(
+        "client_args",
+        nargs=argparse.REMAINDER,
+        metavar="-- CLIENT_ARGS",
+        help="arguments appended to the client's command: options launch does not know, "
+        "and everything after `--`",
+    )
+    return parser
+
+
+def _split_client_args(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> None:
+    """Sorts what follows the launch file: launch's own options, and the client's arguments
+    (options launch does not know, and everything after `--`).
+
+    argparse drops a `--` that directly follows the launch file, so the command line
+    (`argv`, sys.argv by default) tells where the arguments after `--` start.
+    """
+    rest = list(args.client_args or [])
+    line = list(sys.argv[1:] if argv is None else argv)
+    tail = line[line.index("--") + 1 :] if "--" in line else []
+    if "--" in line and rest[len(rest) - len(tail) :] == tail:
+        head = rest[: len(rest) - len(tail)]
+        head = head[:-1] if head[-1:] == ["--"] else head
+    elif "--" in rest:  # not the command line we were given: the first `--` splits
+        head, tail = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
+    else:
+        head, tail = rest, []
+    unknown: list[str] = []
+    if head:
+        options = argparse.ArgumentParser(prog="cogment launch", add_help=False)
+        _add_options(options)
+        _, unknown = options.parse_known_args(head, namespace=args)
+    args.client_args = unknown + tail
+
+
+def run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
+    """Runs `cogment launch`; returns the exit status.
+
+    Args:
+        args: what `configure_parser`'s parser made of the command line.
+        argv: that command line (sys.argv[1:] by default), to find the client's arguments.
+    """
+    _split_client_args(args, argv)
+    try:
+        config = load_launch_config(args.launch_file)
+        launcher = Launcher(config, args)
+    except (LaunchError, ConfigurationError) as error:
+        print(f"cogment launch: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    return launcher.run()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="cogment launch", description="Run a project's services, orchestrator and client."
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run(configure_parser(parser).parse_args(argv), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

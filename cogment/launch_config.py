@@ -1,0 +1,208 @@
+"""The launch file of `cogment launch`, parsed and checked (format: see cogment/launch.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any, Optional
+
+import yaml
+
+from cogment.errors import CogmentError
+from cogment.generate import proto_module_name
+from cogment.settings import load_spec
+
+DEFAULT_STARTUP_TIMEOUT = 20.0
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_RESERVED_NAMES = ("orchestrator", "launch")
+_ENDPOINT_RE = re.compile(r"^grpc://(?P<host>[^\s:/]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "[::]")
+
+
+class LaunchError(CogmentError):
+    """The launch file is wrong, or the run it describes failed; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSpec:
+    """One entry of `services`."""
+
+    name: str
+    command: str
+    port: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientSpec:
+    """The `client` entry."""
+
+    command: str
+    name: str = "client"
+    interactive: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchConfig:
+    """A launch file; paths are absolute."""
+
+    path: str
+    folder: str
+    project: str
+    python_dir: Optional[str]
+    orchestrator_port: Optional[int]
+    services: tuple[ServiceSpec, ...]
+    client: ClientSpec
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+
+
+class _Reader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, key: str, what: str) -> LaunchError:
+        return LaunchError(f"{self.path}: {key}: {what}")
+
+    def map(self, value: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a map, not {type(value).__name__}")
+        for name in value:
+            if name not in allowed:
+                raise self.fail(
+                    key, f"unknown key {name!r} (allowed: {', '.join(allowed)})"
+                ) from None
+        return value
+
+    def text(self, data: dict[str, Any], name: str, key: str, *, required: bool) -> Optional[str]:
+        value = data.get(name)
+        if value is None:
+            if required:
+                raise self.fail(key, f"missing key {name!r}")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{key}.{name}", "must be a non-empty string")
+        return value
+
+    def port(self, data: dict[str, Any], key: str, *, required: bool) -> Optional[int]:
+        value = data.get("port")
+        if value is None:
+            if required:
+                raise self.fail(key, "missing key 'port'")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise self.fail(f"{key}.port", f"must be a port number (1-65535), not {value!r}")
+        return value
+
+
+def load_launch_config(path: str) -> LaunchConfig:
+    """Reads and checks a launch file.
+
+    Raises:
+        LaunchError: one line naming the file, the key and what is wrong.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as error:
+        raise LaunchError(f"cannot read {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise LaunchError(f"{path}: not valid YAML{where}") from None
+    r = _Reader(path)
+    top = r.map(
+        data if data is not None else {},
+        "top level",
+        ("project", "generate", "orchestrator", "startup_timeout", "services", "client"),
+    )
+    folder = os.path.dirname(os.path.abspath(path))
+    project = os.path.join(
+        folder, r.text(top, "project", "top level", required=False) or "cogment.yaml"
+    )
+    python_dir = None
+    if top.get("generate") is not None:
+        generate = r.map(top["generate"], "generate", ("python_dir",))
+        python_dir = os.path.normpath(
+            os.path.join(folder, r.text(generate, "python_dir", "generate", required=False) or ".")
+        )
+    orchestrator_port = None
+    if top.get("orchestrator") is not None:
+        orchestrator = r.map(top["orchestrator"], "orchestrator", ("port",))
+        orchestrator_port = r.port(orchestrator, "orchestrator", required=True)
+    startup_timeout = top.get("startup_timeout", DEFAULT_STARTUP_TIMEOUT)
+    if isinstance(startup_timeout, bool) or not isinstance(startup_timeout, (int, float)):
+        raise r.fail("startup_timeout", f"must be a number of seconds, not {startup_timeout!r}")
+    services = _services(r, top.get("services") or [])
+    if "client" not in top:
+        raise r.fail("top level", "missing key 'client'")
+    client_map = r.map(top["client"], "client", ("name", "command", "interactive"))
+    client = ClientSpec(
+        command=r.text(client_map, "command", "client", required=True) or "",
+        name=r.text(client_map, "name", "client", required=False) or "client",
+        interactive=r.text(client_map, "interactive", "client", required=False),
+    )
+    if not _NAME_RE.match(client.name):
+        raise r.fail("client.name", f"{client.name!r} is not a valid name")
+    ports = [s.port for s in services if s.port is not None]
+    if orchestrator_port is not None:
+        ports.append(orchestrator_port)
+    for port in ports:
+        if ports.count(port) > 1:
+            raise r.fail("services", f"port {port} is used twice")
+    return LaunchConfig(
+        path=path,
+        folder=folder,
+        project=project,
+        python_dir=python_dir,
+        orchestrator_port=orchestrator_port,
+        services=services,
+        client=client,
+        startup_timeout=float(startup_timeout),
+    )
+
+
+def _services(r: _Reader, value: Any) -> tuple[ServiceSpec, ...]:
+    if not isinstance(value, list):
+        raise r.fail("services", f"must be a list, not {type(value).__name__}")
+    services: list[ServiceSpec] = []
+    for i, entry in enumerate(value):
+        key = f"services[{i}]"
+        data = r.map(entry, key, ("name", "command", "port"))
+        name = r.text(data, "name", key, required=True) or ""
+        if not _NAME_RE.match(name) or name in _RESERVED_NAMES:
+            raise r.fail(f"{key}.name", f"{name!r} is not a valid service name")
+        if any(s.name == name for s in services):
+            raise r.fail(f"{key}.name", f"two services are named {name!r}")
+        command = r.text(data, "command", key, required=True) or ""
+        services.append(ServiceSpec(name, command, r.port(data, key, required=False)))
+    return tuple(services)
+
+
+def is_stale(project: str, python_dir: str) -> bool:
+    """True when python_dir's cog_settings.py (or a compiled proto) is missing, or older than
+    cogment.yaml, one of its .proto files or one of its python modules."""
+    settings = os.path.join(python_dir, "cog_settings.py")
+    if not os.path.exists(settings):
+        return True
+    spec = load_spec(project)
+    generated_at = os.path.getmtime(settings)
+    sources = [project] + [os.path.join(spec.project_dir, p) for p in spec.proto_files]
+    for module in spec.python_modules:
+        base = os.path.join(spec.project_dir, *module.split("."))
+        sources += [base + ".py", os.path.join(base, "__init__.py")]
+    for proto in spec.proto_files:
+        compiled = os.path.join(python_dir, *proto_module_name(proto).split(".")) + ".py"
+        if not os.path.exists(compiled):
+            return True
+    return any(os.path.exists(s) and os.path.getmtime(s) > generated_at for s in sources)
+
+
+def rewrite_endpoint(endpoint: str, port_map: dict[int, int]) -> str:
+    """`grpc://localhost:9002` -> `grpc://localhost:<port_map[9002]>` for local hosts."""
+    match = _ENDPOINT_RE.match(endpoint)
+    if not match or match.group("host") not in _LOCAL_HOSTS:
+        return endpoint
+    port = int(match.group("port"))
+    if port not in port_map:
+        return endpoint
+    return f"grpc://{match.group('host')}:{port_map[port]}"

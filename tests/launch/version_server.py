@@ -1,0 +1,51 @@
+"""A stand-in service for launch tests: answers cogment.TrialHooks/Version and nothing else.
+
+    python version_server.py --port N [--grandchild]
+
+With --grandchild it also starts a child process that ignores SIGTERM and prints
+`grandchild <pid>`, to check that `cogment launch` leaves no stray processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+
+from cogment.api import common_pb2
+
+_IGNORE_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--grandchild", action="store_true")
+    args = parser.parse_args()
+    if args.grandchild:
+        child = subprocess.Popen([sys.executable, "-c", _IGNORE_TERM])
+        print(f"grandchild {child.pid}", flush=True)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.unary_unary_rpc_method_handler(
+        lambda request, context: common_pb2.VersionInfo(
+            versions=[common_pb2.VersionInfo.Version(name="test", version="1")]
+        ),
+        request_deserializer=common_pb2.VersionRequest.FromString,
+        response_serializer=common_pb2.VersionInfo.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("cogment.TrialHooks", {"Version": handler})]
+    )
+    if args.port:
+        server.add_insecure_port(f"[::]:{args.port}")
+    server.start()
+    print("serving", flush=True)
+    threading.Event().wait(120)
+
+
+if __name__ == "__main__":
+    main()
