@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import contextlib
 import importlib
 import os
@@ -295,8 +296,12 @@ def generate(yaml_path: str, python_dir: str) -> str:
 
 def load_settings(yaml_path: str, cache_dir: Optional[str] = None) -> types.ModuleType:
     """Generates a project's settings into `cache_dir` (a new temporary folder by default) and
-    imports them as `cog_settings`: what the orchestrator does when given a cogment.yaml."""
-    folder = cache_dir or tempfile.mkdtemp(prefix="cogment-settings-")
+    imports them as `cog_settings`: what the orchestrator does when given a cogment.yaml.
+    A temporary folder is removed when the process exits."""
+    folder = cache_dir
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="cogment-settings-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     generate(yaml_path, folder)
     if folder not in sys.path:
         sys.path.insert(0, folder)
