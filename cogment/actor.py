@@ -1,21 +1,34 @@
-"""`cogment.Actor`: an actor of a trial, as user code sees it (to reward it, to message it)."""
+"""`cogment.Actor` and `trial.actors`: the actors of a trial, as user code sees them (to give
+them feedback, to message them), the same for agents, environments and clients."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Union
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Optional, Protocol, Union
 
 from google.protobuf.message import Message
 
 from cogment.protocol import UserData
-from cogment.settings import ActorClass
+from cogment.settings import ActorClass, ActorClassList
 
-if TYPE_CHECKING:
-    from cogment.trial import Trial
+
+class ActorOwner(Protocol):
+    """The trial an `Actor` belongs to: a `cogment.Trial` or a `cogment.client.ClientTrial`."""
+
+    def _add_feedback(
+        self, actor: Actor, value: float, confidence: float, tick_id: int, user_data: UserData
+    ) -> None: ...
+
+    def multi_cast(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None: ...
 
 
 class Actor:
-    """An actor of a trial, seen from the agent or environment that holds `trial`.
+    """An actor of a trial: a target for feedback and messages.
+
+    What is given to it is queued and sent with the trial's next outgoing batch: for an agent
+    or environment, with the reply of the current `decide`/`update` (of the next one when made
+    outside them); for a client, before its next `do_action` (or on `trial.flush_feedback()` /
+    `trial.flush_message()`).
 
     Attributes:
         actor_class: the actor's `ActorClass` (`actor.actor_class.id` is its name).
@@ -25,7 +38,9 @@ class Actor:
 
     __slots__ = ("_trial", "actor_class", "actor_id", "id_in_class")
 
-    def __init__(self, trial: Trial, actor_class: ActorClass, actor_id: int, id_in_class: int):
+    def __init__(
+        self, trial: ActorOwner, actor_class: ActorClass, actor_id: int, id_in_class: int
+    ) -> None:
         self._trial = trial
         self.actor_class = actor_class
         self.actor_id = actor_id
@@ -36,28 +51,70 @@ class Actor:
     ) -> None:
         """Gives this actor feedback; it counts toward its reward for tick `tick_id`.
 
-        Made inside `decide`/`update`, the feedback goes with that call's reply and
-        `tick_id=-1` means the tick of that call; made elsewhere it goes with the next reply.
+        The feedback is sent with the trial's next outgoing batch (see the class docstring).
+        `tick_id=-1` means the current tick: for an agent or environment, the tick of the
+        `decide`/`update` call whose reply carries it; for a client, the tick of the
+        observation it holds (the tick its next action is for).
 
         Args:
             value: the feedback value.
-            confidence: its weight (>= 0) in the actor's reward for the tick.
+            confidence: its weight (>= 0) in the actor's reward for the tick (feedback with
+                confidence 0 is kept in `Reward.feedbacks` but does not count in the value).
             tick_id: the tick it is for; -1 for the current one.
             user_data: an optional protobuf message (or bytes) attached to the feedback.
 
         Raises:
             ValueError: for a negative confidence or a tick id below -1.
+            TrialEndedError: (clients) the trial is over (`TrialError` if a failure ended it).
         """
         self._trial._add_feedback(self, value, confidence, tick_id, user_data)
 
     def send_message(self, user_data: Message) -> None:
-        """Sends a protobuf message to this actor (delivered after the current tick)."""
+        """Sends a protobuf message to this actor, delivered at the end of the current tick.
+
+        It is sent with the trial's next outgoing batch (see the class docstring).
+
+        Raises:
+            TypeError: `user_data` is not a protobuf message.
+            TrialEndedError: (clients) the trial is over (`TrialError` if a failure ended it).
+        """
         self._trial.multi_cast(user_data, [self.actor_id])
 
     def multi_cast(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None:
-        """Sends a message to several actors (ids, or -1 for the environment); see
-        `Trial.multi_cast`."""
+        """Sends a message to several receivers (actor ids or `Actor`s, -1 for the
+        environment); the same as `trial.multi_cast`."""
         self._trial.multi_cast(user_data, send_list)
 
     def __repr__(self) -> str:
         return f"Actor({self.actor_class.id}[{self.id_in_class}], actor_id={self.actor_id})"
+
+
+class ActorTable:
+    """The actors of a trial: `actors.<class>[i]` (index within the class), `actors[actor_id]`,
+    `actors.all[actor_id]`, `actors.get(actor_id)`, iteration and len in actor id order."""
+
+    def __init__(
+        self, trial: ActorOwner, actor_classes: ActorClassList, actor_counts: Sequence[int]
+    ) -> None:
+        self.all: list[Actor] = []
+        for actor_class, count in zip(actor_classes, actor_counts):
+            start = len(self.all)
+            members = [Actor(trial, actor_class, start + i, i) for i in range(count)]
+            self.all.extend(members)
+            setattr(self, actor_class.id, members)  # cogment.yaml forbids the ids all and get
+
+    def __getattr__(self, name: str) -> list[Actor]:  # only reached for names that are not classes
+        raise AttributeError(f"the trial has no actor class named {name!r}")
+
+    def __iter__(self) -> Iterator[Actor]:
+        return iter(self.all)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def __getitem__(self, actor_id: int) -> Actor:
+        return self.all[actor_id]
+
+    def get(self, actor_id: int) -> Optional[Actor]:
+        """The actor with this id, or None."""
+        return self.all[actor_id] if 0 <= actor_id < len(self.all) else None

@@ -178,7 +178,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             )
             session.observation = full
             tick_id = trial.tick_id = observation.tick_id
-            mark = trial._mark()
+            mark = trial._outbox.mark()
             action = _user_call(self._name, "decide", trial_id, session.agent.decide, full)
             if not isinstance(action, actor_class.action_space):
                 raise WireError(
@@ -189,7 +189,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                 )
             reply = agent_pb2.AgentDecideReply()
             reply.action.content = action.SerializeToString()
-            feedbacks, messages = trial._drain(mark, tick_id)
+            feedbacks, messages = trial._outbox.drain(mark, tick_id)
             if feedbacks:
                 reply.feedbacks.extend(feedbacks)
             if messages:
@@ -333,7 +333,7 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
                 trial_id,
             )
             tick_id = trial.tick_id
-            mark = trial._mark()
+            mark = trial._outbox.mark()
             value = _user_call(self._name, "update", trial_id, env.update, actions)
             packed = self._pack(session, "update", value, True)
             if request.reply_with_snapshot:
@@ -342,7 +342,7 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
             reply = environment_pb2.EnvUpdateReply(
                 observation_set=packed.to_proto(tick_id + 1, time.time_ns())
             )
-            feedbacks, messages = trial._drain(mark, tick_id)
+            feedbacks, messages = trial._outbox.drain(mark, tick_id)
             if feedbacks:
                 reply.feedbacks.extend(feedbacks)
             if messages:

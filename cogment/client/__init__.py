@@ -7,17 +7,16 @@ with Connection(cog_settings, "127.0.0.1:9000") as conn:
     obs, reward, messages = trial.do_action(Move(cell=1))
     trial.end()
 ```
+
+`trial.actors.<class>[i]` are `cogment.Actor`s, as in agents and environments.
 """
 
-from cogment.client.actors import ClientActor, ClientActors
 from cogment.client.connection import DEFAULT_HEARTBEAT_INTERVAL, Connection, TrialService
 from cogment.client.trial import ActionResult, ClientTrial
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
     "ActionResult",
-    "ClientActor",
-    "ClientActors",
     "ClientTrial",
     "Connection",
     "TrialService",

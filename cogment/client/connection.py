@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 import grpc
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from cogment.client.actors import type_name
 from cogment.client.heartbeat import HeartbeatThread
+from cogment.client.slot import type_name
 from cogment.errors import CogmentError, CogmentRpcError, ConfigurationError, from_rpc_error
 from cogment.settings import ActorClass, Settings
 

@@ -22,13 +22,13 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
 import grpc
 from google.protobuf.message import Message
 
+from cogment.actor import Actor, ActorTable
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
-from cogment.client.actors import ClientActor, ClientActors, Outbox, slot_class, type_name
 from cogment.client.ending import (
     REASON_CLIENT,
     REASON_ORCHESTRATOR,
@@ -37,6 +37,7 @@ from cogment.client.ending import (
     classify,
     reason_of,
 )
+from cogment.client.slot import slot_class, type_name
 from cogment.client.stream import ActionStream, Event, StreamEnd
 from cogment.errors import (
     CogmentError,
@@ -44,7 +45,8 @@ from cogment.errors import (
     TrialEndedError,
     TrialError,
 )
-from cogment.protocol import WireError, unpack_observation
+from cogment.outbox import Outbox
+from cogment.protocol import UserData, WireError, unpack_observation
 from cogment.settings import ActorClass
 
 if TYPE_CHECKING:
@@ -90,7 +92,7 @@ class ClientTrial:
         self._actor_class = slot_class(
             classes, self._actor_counts, self._actor_id, actor_class, self._id
         )
-        self._actors = ClientActors(self, classes, self._actor_counts)
+        self._actors = ActorTable(self, classes, self._actor_counts)
         self._human_config = reply.human_config if reply.HasField("human_config") else None
 
         self._lock = threading.Lock()
@@ -100,7 +102,7 @@ class ClientTrial:
             self._set_observation(reply.observation)
         self._latest_reward = agent_pb2.Reward()
         self._latest_messages = agent_pb2.MessageCollection()
-        self._outbox = Outbox(self._id, self._actor_id, self._actors)
+        self._outbox = Outbox(self._id, self._actor_id, len(self._actors))
         self._pending = 0
         self._last_activity = time.monotonic()
         self._stream: Optional[ActionStream] = None
@@ -130,8 +132,8 @@ class ClientTrial:
         return list(self._actor_counts)
 
     @property
-    def actors(self) -> ClientActors:
-        """`actors.<class>[i]` and `actors.all`: targets for feedback and messages."""
+    def actors(self) -> ActorTable:
+        """`actors.<class>[i]`, `actors[actor_id]`: `cogment.Actor`s, for feedback and messages."""
         return self._actors
 
     @property
@@ -262,10 +264,12 @@ class ClientTrial:
 
     # ------------------------------------------------------------------ feedback, messages
 
-    def multi_cast(self, user_data: Message, send_list: Iterable[int]) -> None:
-        """Queues a message for several receivers: actor ids, and -1 for the environment."""
-        for receiver in send_list:
-            self._queue_message(receiver, user_data)
+    def multi_cast(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None:
+        """Queues a protobuf message for several receivers (actor ids or `Actor`s, -1 for the
+        environment), sent before the next `do_action` (or by `flush_message()`); a receiver
+        not in the trial raises ValueError and nothing is queued."""
+        self._check_usable()
+        self._outbox.add_messages(user_data, send_list)
 
     def flush_feedback(self) -> None:
         """Sends the queued feedback now (GiveFeedback) instead of with the next action."""
@@ -283,16 +287,12 @@ class ClientTrial:
             request = orchestrator_pb2.TrialMessageRequest(trial_id=self._id, messages=messages)
             self._call("SendMessage", request)
 
-    def _queue_feedback(
-        self, actor: ClientActor, value: float, confidence: float, tick_id: int, user_data: Any
+    def _add_feedback(
+        self, actor: Actor, value: float, confidence: float, tick_id: int, user_data: UserData
     ) -> None:
-        self._check_usable()
+        self._check_usable()  # tick -1: the tick of the observation held
         tick = self._tick_id if tick_id == -1 else tick_id
         self._outbox.add_feedback(actor, value, confidence, tick, user_data)
-
-    def _queue_message(self, receiver: int, user_data: Message) -> None:
-        self._check_usable()
-        self._outbox.add_message(receiver, user_data)
 
     def _flush(self) -> None:
         self.flush_feedback()

@@ -9,8 +9,6 @@ def test_exported_names() -> None:
     assert set(cogment.client.__all__) == {
         "DEFAULT_HEARTBEAT_INTERVAL",
         "ActionResult",
-        "ClientActor",
-        "ClientActors",
         "ClientTrial",
         "Connection",
         "TrialService",
@@ -18,5 +16,5 @@ def test_exported_names() -> None:
     for name in cogment.client.__all__:
         assert getattr(cogment.client, name) is not None
     public = {n for n in vars(cogment.client) if not n.startswith("_")}
-    modules = {"actors", "connection", "ending", "heartbeat", "stream", "trial"}
+    modules = {"connection", "ending", "heartbeat", "slot", "stream", "trial"}
     assert public - modules == set(cogment.client.__all__)

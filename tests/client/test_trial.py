@@ -9,6 +9,7 @@ from typing import Any, Callable
 import grpc
 import pytest
 
+import cogment
 from cogment.api import agent_pb2
 from cogment.client import ActionResult, ClientTrial, Connection
 from cogment.errors import CogmentError, CogmentRpcError, TrialEndedError, TrialError
@@ -50,7 +51,9 @@ def test_start_gives_the_slot_and_tick_0(connect: Connect) -> None:
         ("player", 1),
         ("watcher", 0),
     ]
-    assert trial.actors.watcher[0] is trial.actors.all[2]
+    assert trial.actors.watcher[0] is trial.actors.all[2] is trial.actors[2]
+    assert all(type(a) is cogment.Actor for a in trial.actors) and len(trial.actors) == 3
+    assert trial.actors.get(1) is trial.actors.player[1] and trial.actors.get(3) is None
     with pytest.raises(AttributeError, match="no actor class named 'driver'"):
         _ = trial.actors.driver
     assert trial.latest_reward == agent_pb2.Reward()
@@ -122,7 +125,7 @@ def test_messages_are_queued_then_sent_before_the_action(
     with pytest.raises(ValueError, match="no actor 3"):
         trial.multi_cast(chat, [3])
     with pytest.raises(TypeError, match="protobuf message"):
-        trial.actors.all[1].send_message("hello")
+        trial.actors.all[1].send_message("hello")  # type: ignore[arg-type]
 
 
 def test_flush_sends_without_an_action(connect: Connect, fake: FakeOrchestrator) -> None:

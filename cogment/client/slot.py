@@ -1,0 +1,66 @@
+"""The client's actor slot in a trial (its class, checked against cog_settings), and type
+names for the client's error messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from cogment.errors import ConfigurationError
+from cogment.settings import ActorClass, ActorClassList
+
+WRONG_SLOT = "trial {trial_id}: actor {actor_id} is of class {slot!r}, not {requested!r}"
+WRONG_PROJECT = (
+    "trial {trial_id}: the orchestrator's project has {counts} actor classes, "
+    "cog_settings has {classes} ({ids})"
+)
+
+
+def slot_class(
+    actor_classes: ActorClassList,
+    actor_counts: Sequence[int],
+    actor_id: int,
+    requested: ActorClass,
+    trial_id: str,
+) -> Optional[ActorClass]:
+    """The class of the client's slot `actor_id` (None for -1), checked against `requested`.
+
+    Raises:
+        ConfigurationError: the trial's classes are not the project's, or the slot is of
+            another class than `requested`.
+    """
+    if len(actor_counts) != len(actor_classes):
+        raise ConfigurationError(
+            WRONG_PROJECT.format(
+                trial_id=trial_id,
+                counts=len(actor_counts),
+                classes=len(actor_classes),
+                ids=", ".join(actor_classes.ids),
+            )
+        )
+    if actor_id < 0:
+        return None
+    start = 0
+    for actor_class, count in zip(actor_classes, actor_counts):
+        if start <= actor_id < start + count:
+            if actor_class.id != requested.id:
+                break
+            return actor_class
+        start += count
+    else:
+        actor_class = None
+    raise ConfigurationError(
+        WRONG_SLOT.format(
+            trial_id=trial_id,
+            actor_id=actor_id,
+            slot=getattr(actor_class, "id", None),
+            requested=requested.id,
+        )
+    )
+
+
+def type_name(value: Any) -> str:
+    """The protobuf full name of a message's type (else its Python type's name)."""
+    descriptor = getattr(type(value), "DESCRIPTOR", None)
+    full_name = getattr(descriptor, "full_name", None)
+    return full_name if isinstance(full_name, str) else type(value).__name__
