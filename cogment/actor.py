@@ -113,7 +113,14 @@ class ActorTable:
         return len(self.all)
 
     def __getitem__(self, actor_id: int) -> Actor:
-        return self.all[actor_id]
+        """The actor with this id (0..N-1; -1 is the environment, not an actor)."""
+        actor = self.get(actor_id)
+        if actor is None:
+            raise IndexError(
+                f"no actor {actor_id} (actor ids are 0..{len(self.all) - 1}; "
+                "-1 addresses the environment in messages)"
+            )
+        return actor
 
     def get(self, actor_id: int) -> Optional[Actor]:
         """The actor with this id, or None."""

@@ -133,12 +133,30 @@ def actions_table_type(actor_classes: ActorClassList) -> type[ActionsTable]:
 
 
 def apply_delta(actor_class: ActorClass, previous: Message, delta: Message) -> Message:
-    """The full observation after `delta`, with the class's delta-apply function (the default
-    one replaces the observation, valid when the delta type is the space itself)."""
-    if actor_class.observation_delta_apply_fn is not None:
-        return actor_class.observation_delta_apply_fn(previous, delta)
-    if actor_class.has_distinct_delta:
+    """The full observation after `delta`, with the class's delta-apply function.
+
+    The function gets `(previous, delta)` and returns the new observation; one that updates
+    `previous` in place may return it or None. Without a function the delta replaces the
+    observation (valid when the delta type is the space itself).
+
+    Raises:
+        TypeError: the function returned something else than the class's observation space.
+    """
+    apply_fn = actor_class.observation_delta_apply_fn
+    if apply_fn is None:
+        if actor_class.has_distinct_delta:
+            raise TypeError(
+                f"actor class {actor_class.id!r} declares a delta type but no delta_apply_fn"
+            )
+        return delta
+    observation = apply_fn(previous, delta)
+    if observation is None:
+        return previous
+    if not isinstance(observation, actor_class.observation_space):
+        name = getattr(apply_fn, "__qualname__", repr(apply_fn))
         raise TypeError(
-            f"actor class {actor_class.id!r} declares a delta type but no delta_apply_fn"
+            f"the delta_apply_fn {name} of actor class {actor_class.id!r} returned "
+            f"{type(observation).__name__}, expected "
+            f"{actor_class.observation_space.DESCRIPTOR.full_name}"
         )
-    return delta
+    return observation

@@ -16,6 +16,7 @@ import ast
 import atexit
 import contextlib
 import importlib
+import importlib.util
 import os
 import pprint
 import shutil
@@ -108,6 +109,29 @@ def _compile(spec: ProjectSpec, out_dir: str) -> descriptor_pb2.FileDescriptorSe
     return files
 
 
+def _module_source(spec: ProjectSpec, module_name: str) -> Optional[str]:
+    """The file of a project module next to cogment.yaml (None when there is none)."""
+    base = os.path.join(spec.project_dir, *module_name.split("."))
+    candidates = (f"{base}.py", os.path.join(base, "__init__.py"))
+    return next((path for path in candidates if os.path.isfile(path)), None)
+
+
+def _check_python_modules(spec: ProjectSpec) -> None:
+    """Every module of import.python is next to cogment.yaml or installed."""
+    for i, module_name in enumerate(spec.python_modules):
+        if _module_source(spec, module_name) is not None:
+            continue
+        try:
+            found = importlib.util.find_spec(module_name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigurationError(
+                f"{spec.path}: import.python[{i}]: module {module_name!r} is neither next to "
+                "cogment.yaml nor installed"
+            )
+
+
 def _check_python_function(spec: ProjectSpec, key: str, dotted: str) -> None:
     """Checks, without importing it, that a listed module of the project defines `function`."""
     module_name, _, function = dotted.rpartition(".")
@@ -115,10 +139,7 @@ def _check_python_function(spec: ProjectSpec, key: str, dotted: str) -> None:
         raise ConfigurationError(
             f"{spec.path}: {key}: module {module_name!r} is not listed under import.python"
         )
-    base = os.path.join(spec.project_dir, *module_name.split("."))
-    source = next(
-        (p for p in (f"{base}.py", os.path.join(base, "__init__.py")) if os.path.isfile(p)), None
-    )
+    source = _module_source(spec, module_name)
     if source is None:
         raise ConfigurationError(
             f"{spec.path}: {key}: module {module_name!r} not found next to cogment.yaml"
@@ -274,6 +295,7 @@ def generate(yaml_path: str, python_dir: str) -> str:
         ConfigurationError: one line naming the file, the key and what is wrong.
     """
     spec = load_spec(yaml_path)
+    _check_python_modules(spec)
     with tempfile.TemporaryDirectory() as staging:
         project_types = _ProjectTypes(spec, _compile(spec, staging))
         text = _render(spec, project_types, python_dir)

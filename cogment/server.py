@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import grpc
 
-from cogment.errors import CogmentError
+from cogment.errors import CogmentError, ConfigurationError
 from cogment.servicers import make_servicer
 
 _LOG = logging.getLogger("cogment")
@@ -60,6 +60,11 @@ class GrpcServer:
         host: str = "[::]",
         max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigurationError(
+                f"GrpcServer: port must be a whole number from 0 to 65535 (0 picks a free "
+                f"one), got {port!r}"
+            )
         servicer, add_servicer = make_servicer(service_type, settings)
         self.service_type = service_type
         self.host = host

@@ -422,8 +422,9 @@ def _check_agent_type(agent_type: type[Agent], actor_classes: ActorClassList) ->
     name = agent_type.__name__
     actor_class = getattr(agent_type, "actor_class", None)
     if not isinstance(actor_class, ActorClass):
+        what = "is not set" if actor_class is None else f"is {actor_class!r}, not an ActorClass"
         raise ConfigurationError(
-            f"{name}.actor_class is not set: set it to cog_settings.actor_classes.<id> "
+            f"{name}.actor_class {what}: set it to cog_settings.actor_classes.<id> "
             f"(one of: {', '.join(actor_classes.ids)})"
         )
     if actor_classes.get(actor_class.id) is None:

@@ -101,3 +101,11 @@ def test_the_outbox_is_thread_safe(cog_settings: types.ModuleType) -> None:
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert sum(taken) + len(outbox.take_feedbacks()) == 2000
+
+
+def test_table_refuses_ids_out_of_range(cog_settings: types.ModuleType) -> None:
+    table = cogment.Trial("t", cog_settings, [2, 1]).actors
+    assert table[2].actor_id == 2
+    for actor_id in (-1, 3):
+        with pytest.raises(IndexError, match=rf"no actor {actor_id} \(actor ids are 0..2"):
+            table[actor_id]

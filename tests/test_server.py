@@ -58,6 +58,13 @@ class NoClass(cogment.Agent):
         return None
 
 
+class StringClass(cogment.Agent):
+    actor_class = "player"  # type: ignore[assignment]
+
+    def decide(self, observation: Any) -> Any:
+        return None
+
+
 @pytest.mark.parametrize(
     ("service", "message"),
     [
@@ -71,6 +78,10 @@ class NoClass(cogment.Agent):
             NoClass,
             "NoClass.actor_class is not set: set it to cog_settings.actor_classes.<id> (one of: player, watcher)",
         ),
+        (
+            StringClass,
+            "StringClass.actor_class is 'player', not an ActorClass: set it to cog_settings.actor_classes.<id>",
+        ),
     ],
 )
 def test_unservable_classes(
@@ -81,6 +92,15 @@ def test_unservable_classes(
     with pytest.raises(cogment.ConfigurationError) as error:
         cogment.GrpcServer(service, cog_settings, port=0)
     assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "abc", 1.5, True])
+def test_bad_ports(port: Any, cog_settings: Any, project_services: Any) -> None:
+    with pytest.raises(cogment.ConfigurationError) as error:
+        cogment.GrpcServer(project_services.BoardEnv, cog_settings, port=port)
+    assert str(error.value) == (
+        f"GrpcServer: port must be a whole number from 0 to 65535 (0 picks a free one), got {port!r}"
+    )
 
 
 def test_bad_settings(project_services: Any) -> None:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -99,7 +100,15 @@ def run(args: argparse.Namespace) -> int:
     from .runner import load_project
 
     try:
-        settings = load_project(args.file)
+        try:
+            settings = load_project(args.file)
+        except ConfigurationError:
+            raise
+        except Exception as error:  # the project's own python modules failed to import
+            raise ConfigurationError(
+                f"{os.path.abspath(args.file)}: cannot load the project's settings "
+                f"({type(error).__name__}: {error})"
+            ) from None
         asyncio.run(_serve(args, settings))
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)

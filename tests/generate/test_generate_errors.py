@@ -194,6 +194,11 @@ CASES = {
         "actor_classes[0].observation.delta_apply_fn.python",
         "has no function 'apply_it'",
     ),
+    "python module that does not exist": (
+        ("python: [delta]", "python: [delta, nosuchmodule]"),
+        "import.python[1]",
+        "module 'nosuchmodule' is neither next to cogment.yaml nor installed",
+    ),
     "negative max_steps": (
         ("max_steps: 10", "max_steps: -1"),
         "trial_params.max_steps",
