@@ -4,6 +4,13 @@ Users write `cogment.Agent`, `cogment.Environment` or `cogment.TrialHooks` subcl
 serve them with `cogment.GrpcServer`; everything public is re-exported here.
 """
 
+import os as _os
+
+# gRPC core logs transient connection events (a service restarting: "Got goaway") at INFO
+# on stderr; cogment reports what matters itself. Set GRPC_VERBOSITY to see them again.
+# (It takes effect only when grpc is first imported after this line.)
+_os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 from cogment.actor import Actor
 from cogment.agent import Agent
 from cogment.delta import ActionsTable, ObservationsTable

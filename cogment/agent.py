@@ -69,7 +69,8 @@ class Agent(abc.ABC, Generic[ObservationT, ActionT]):
         """Receives the reward of a tick (`value`, `confidence`, the `feedbacks` it came from).
 
         Called after the tick's update and before the next `decide`; only for ticks on
-        which someone gave this actor feedback. Does nothing by default.
+        which someone gave this actor feedback, so `reward.feedbacks` is never empty and
+        `reward.feedbacks[0].tick_id` is the tick rewarded. Does nothing by default.
         """
 
     def on_message(self, messages: agent_pb2.MessageCollection) -> None:
