@@ -31,15 +31,23 @@ with its name, and launch's own lines with `launch` (`started NAME (pid N): ...`
 ports must be free (checked first). A service without a port is started but not waited for.
 
 `--interactive` runs `client.interactive` attached to the terminal, and writes the other
-processes' output to a log file instead (its path is printed). Options launch does not
-know, and everything after `--`, are appended to the client command. `--free-ports` replaces every port of the file with a free
-one, and rewrites the project's default endpoints and pre-hooks that name a replaced port
-for the in-process orchestrator (endpoints a pre-trial hook writes are not rewritten).
+processes' output to a log file instead (its path is printed); without a terminal on stdin
+it stops before starting anything. Options launch does not know, and everything after
+`--`, are appended to the client command. `--free-ports` replaces every port of the file
+with a free one, and rewrites the project's default endpoints and pre-hooks that name a
+replaced port for the in-process orchestrator (endpoints a pre-trial hook writes are not
+rewritten). Without `--free-ports`, each endpoint on this machine that the project's
+cogment.yaml (environment, actors, pre-hooks, datalog) or the client command names and no
+port of the file serves gets a `launch | warning: ...` line before anything starts (not an
+error: something else may serve it).
 
 Exit status: the client's; 1 when the launch file is wrong, a service does not come up or
-dies while the client runs (the message names it); 124 on `--timeout`; 130/143 when
-interrupted by SIGINT/SIGTERM. Every process started is stopped on the way out (SIGTERM to
-its group, SIGKILL after a grace period of 5 s). POSIX only (process groups).
+dies while the client runs (the message names it); 2 for `--interactive` without a
+terminal; 124 on `--timeout`; 130/143 when interrupted by SIGINT/SIGTERM. Every process
+started is stopped on the way out (SIGTERM to its group, SIGKILL after a grace period of
+5 s). On Linux the commands launch starts also get SIGTERM from the kernel when launch
+itself dies, even by SIGKILL; the processes those commands start do not (they are stopped
+with their group on a normal exit only). POSIX only (process groups).
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from cogment.launch_config import (
     LaunchConfig,
     LaunchError,
     ServiceSpec,
+    endpoint_warnings,
     is_stale,
     load_launch_config,
     rewrite_endpoint,
@@ -75,35 +84,34 @@ from cogment.launch_process import (
     Output,
     Process,
     answers_version,
+    describe_status,
     free_port,
     port_in_use,
+    shown,
     stop_all,
 )
 
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_TIMEOUT = 124
 _POLL = 0.05
-
-
-def shown(argv: Sequence[str]) -> str:
-    """A command line as printed (the interpreter running launch shown as `python`)."""
-    return " ".join("python" if i == 0 and a == sys.executable else a for i, a in enumerate(argv))
-
-
-def describe_status(status: int) -> str:
-    """`exited with status 3`, or `was killed by SIGKILL` for a negative Popen status."""
-    if status < 0:
-        try:
-            return f"was killed by {signal.Signals(-status).name}"
-        except ValueError:
-            return f"was killed by signal {-status}"
-    return f"exited with status {status}"
 
 
 class _Interrupted(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+class _NoTerminal(LaunchError):
+    pass
+
+
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed
+        return False
 
 
 class Launcher:
@@ -125,6 +133,11 @@ class Launcher:
         if self.interactive and config.client.interactive is None:
             raise LaunchError(
                 f"{config.path}: client.interactive: missing (needed by --interactive)"
+            )
+        if self.interactive and not _stdin_is_a_terminal():
+            raise _NoTerminal(
+                "--interactive needs a terminal (stdin is not a TTY); "
+                "run without --interactive for the scripted client"
             )
         names = [s.name for s in config.services] + [config.client.name, "orchestrator", "launch"]
         self.log_file: Optional[TextIO] = None
@@ -299,6 +312,9 @@ class Launcher:
             self._argv(s.command, f"services[{i}].command", s)
             for i, s in enumerate(self.config.services)
         ]
+        if not self.free_ports:  # --free-ports rewrites the project's endpoints
+            for warning in endpoint_warnings(self.config, client_argv):
+                self.say(f"warning: {warning}")
         for spec, argv in zip(self.config.services, service_argvs):
             process = Process(spec.name, argv, self.config.folder, self._env(), self.output)
             self.processes.append(process)
@@ -461,6 +477,9 @@ def run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = load_launch_config(args.launch_file)
         launcher = Launcher(config, args)
+    except _NoTerminal as error:
+        print(f"cogment launch: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except (LaunchError, ConfigurationError) as error:
         print(f"cogment launch: error: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -5,19 +5,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import yaml
 
-from cogment.errors import CogmentError
+from cogment.errors import CogmentError, ConfigurationError
 from cogment.generate import proto_module_name
-from cogment.settings import load_spec
+from cogment.settings import ProjectSpec, load_spec
 
 DEFAULT_STARTUP_TIMEOUT = 20.0
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _RESERVED_NAMES = ("orchestrator", "launch")
 _ENDPOINT_RE = re.compile(r"^grpc://(?P<host>[^\s:/]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "[::]")
+_LOCAL_ADDRESS_RE = re.compile(
+    r"(?:grpc://)?(?P<host>localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1?\]):(?P<port>\d{1,5})(?!\d)"
+)
 
 
 class LaunchError(CogmentError):
@@ -206,3 +210,72 @@ def rewrite_endpoint(endpoint: str, port_map: dict[int, int]) -> str:
     if port not in port_map:
         return endpoint
     return f"grpc://{match.group('host')}:{port_map[port]}"
+
+
+def _local_port(endpoint: str) -> Optional[int]:
+    match = _ENDPOINT_RE.match(endpoint)
+    if not match or match.group("host") not in _LOCAL_HOSTS:
+        return None
+    return int(match.group("port"))
+
+
+def project_endpoints(spec: ProjectSpec) -> dict[str, list[str]]:
+    """Every gRPC endpoint on this machine that cogment.yaml names -> who it is for
+    (`the environment`, `actor 1 (pedestrian)`, `pre-hook 0`, `the datalog`), in file order."""
+    named: list[tuple[str, str]] = [("the environment", spec.trial_params.environment_endpoint)]
+    for i, actor in enumerate(spec.trial_params.actors):
+        named.append((f"actor {i} ({actor.actor_class})", actor.endpoint))
+    named += [(f"pre-hook {i}", hook) for i, hook in enumerate(spec.pre_hooks)]
+    if spec.datalog_url:
+        named.append(("the datalog", spec.datalog_url))
+    endpoints: dict[str, list[str]] = {}
+    for who, endpoint in named:
+        if _local_port(endpoint) is not None:
+            endpoints.setdefault(endpoint, []).append(who)
+    return endpoints
+
+
+def endpoint_warnings(config: LaunchConfig, client_argv: Sequence[str]) -> list[str]:
+    """What the project's cogment.yaml and the client command connect to on this machine
+    that no port of the launch file serves: one line each (empty when the project is
+    missing or unreadable, or when the launch file serves no port).
+
+    An endpoint may be served by something launch does not start: these are warnings.
+    """
+    served = {s.port: s.name for s in config.services if s.port is not None}
+    if config.orchestrator_port is not None:
+        served[config.orchestrator_port] = "orchestrator"
+    if not served or not os.path.isfile(config.project):
+        return []
+    try:
+        spec = load_spec(config.project)
+    except ConfigurationError:  # reported by whatever needs the project (generate, orchestrator)
+        return []
+    endpoints = project_endpoints(spec)
+    client_addresses: list[str] = []
+    for arg in client_argv:
+        for match in _LOCAL_ADDRESS_RE.finditer(arg):
+            if match.group(0) not in client_addresses:
+                client_addresses.append(match.group(0))
+    named_ports = {_local_port(e) for e in endpoints}
+    named_ports |= {int(a.rsplit(":", 1)[1]) for a in client_addresses}
+    unnamed = [f"{name} {port}" for port, name in served.items() if port not in named_ports]
+    hint = f" (ports nothing names: {', '.join(unnamed)})" if unnamed else ""
+    launch_file = os.path.basename(config.path)
+    project = os.path.relpath(config.project, config.folder)
+    warnings = []
+    for endpoint, users in endpoints.items():
+        port = _local_port(endpoint)
+        if port not in served:
+            warnings.append(
+                f"{project}: the endpoint of {', '.join(users)} is {endpoint}, but no service "
+                f"of {launch_file} has port {port}{hint}"
+            )
+    for address in client_addresses:
+        port = int(address.rsplit(":", 1)[1])
+        if port not in served:
+            warnings.append(
+                f"the client command connects to {address}, but no service of {launch_file} "
+                f"has port {port}{hint}"
+            )
+    return warnings

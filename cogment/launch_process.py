@@ -1,5 +1,13 @@
 """The processes `cogment launch` starts (each in its own process group, its output
-prefixed with its name), and the checks of the ports they serve on."""
+prefixed with its name), and the checks of the ports they serve on.
+
+On Linux each started command also asks the kernel to SIGTERM it when launch dies
+(PR_SET_PDEATHSIG), so that even a SIGKILLed launch leaves no service behind. The kernel
+only does it for the commands launch starts itself, not for the processes they start
+(a service's own children are stopped with its process group on a normal teardown only),
+and it fires when the *thread* that started the command ends: create every `Process` from
+a thread that outlives it (launch uses its main thread). Elsewhere nothing of the sort is done.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Optional, TextIO
 
 import grpc
@@ -21,6 +30,9 @@ from cogment.api import common_pb2
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 2.0
 _VERSION_SERVICES = ("cogment.Environment", "cogment.Agent", "cogment.TrialHooks", "cogment.Trial")
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_prctl: Optional[Callable[..., int]] = None
+_prctl_loaded = False
 
 
 def free_port() -> int:
@@ -59,6 +71,21 @@ def answers_version(port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+def shown(argv: Sequence[str]) -> str:
+    """A command line as printed (the interpreter running launch shown as `python`)."""
+    return " ".join("python" if i == 0 and a == sys.executable else a for i, a in enumerate(argv))
+
+
+def describe_status(status: int) -> str:
+    """`exited with status 3`, or `was killed by SIGKILL` for a negative Popen status."""
+    if status < 0:
+        try:
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with status {status}"
+
+
 def group_members(pgid: int) -> Optional[list[int]]:
     """The live (not zombie) processes of process group `pgid`, from /proc; None without it."""
     if not os.path.isdir("/proc/self"):
@@ -76,6 +103,41 @@ def group_members(pgid: int) -> Optional[list[int]]:
         if len(fields) > 2 and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
             members.append(int(entry))
     return members
+
+
+def _load_prctl() -> Optional[Callable[..., int]]:
+    """libc's prctl on Linux (loaded once, in launch, never in a forked child); else None."""
+    global _prctl, _prctl_loaded
+    if not _prctl_loaded:
+        _prctl_loaded = True
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                function = ctypes.CDLL(None, use_errno=True).prctl
+                function.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+                function.restype = ctypes.c_int
+                _prctl = function
+            except (ImportError, OSError, AttributeError):  # pragma: no cover - odd libc
+                _prctl = None
+    return _prctl
+
+
+def die_with_parent() -> Optional[Callable[[], None]]:
+    """A `preexec_fn` making the child get SIGTERM when this process (more exactly the
+    calling thread) dies; None where that is not available (not Linux)."""
+    prctl = _load_prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+    signum = int(signal.SIGTERM)
+
+    def preexec() -> None:  # runs in the child, between fork and exec: keep it minimal
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:  # launch died before the prctl call: don't start at all
+            os._exit(1)
+
+    return preexec
 
 
 class Output:
@@ -150,6 +212,7 @@ class Process:
                 stdout=subprocess.PIPE if output is not None else None,
                 stderr=subprocess.STDOUT if output is not None else None,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         except OSError as error:
             from cogment.launch_config import LaunchError

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.launch.conftest import (
     CITY_LAUNCH,
     RunningLaunch,
+    alive,
     assert_gone,
     run_launch,
     started_pids,
@@ -53,6 +57,35 @@ def test_sigterm_to_launch_stops_everything() -> None:
     assert status == 128 + signal.SIGTERM
     assert "launch       | SIGTERM received, stopping everything" in launch.output
     assert_gone(pids.values())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigkill_to_launch_leaves_no_service_behind(tmp_path: Path) -> None:
+    write_launch_file(
+        tmp_path,
+        "services:\n"
+        "  - name: echo\n"
+        "    command: python version_server.py --port {port}\n"
+        "    port: 9999\n"
+        f"client:\n  command: {SLEEP}\n",
+    )
+    launch = RunningLaunch(str(tmp_path / "launch.yaml"), "--free-ports", "--timeout", "60")
+    pids: dict[str, int] = {}
+    try:
+        launch.wait_for_line(r"^launch\s+\| started client ", timeout=30)
+        pids = started_pids(launch.stdout)
+        assert set(pids) == {"echo", "client"}
+        assert all(alive(pid) for pid in pids.values())
+        launch.popen.kill()  # no chance to stop anything itself
+        status, _ = launch.finish(timeout=10)
+        assert status == -signal.SIGKILL
+        assert_gone(pids.values(), within=5)
+    finally:
+        launch.kill()
+        for pid in pids.values():  # left by a failure: don't leak them into the other tests
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
 
 
 def test_grandchildren_that_ignore_sigterm_are_killed_with_their_group(tmp_path: Path) -> None:
