@@ -10,13 +10,17 @@ with Connection(cog_settings, "127.0.0.1:9000") as conn:
 A Connection owns one gRPC channel (message-size limits lifted) when given an address, and
 leaves alone a `grpc.Channel` or a stub-like `TrialService` it is handed. Every call carries the
 gRPC metadata `session_id: <Connection.session_id>`. One background thread per Connection sends
-`Heartbeat` for the trials that sit idle between actions.
+`Heartbeat` for the trials that sit idle between actions; when they keep finding the
+orchestrator unreachable, the trials are over (see `ClientTrial.do_action`).
+
+gRPC errors become `cogment.errors` exceptions (one traceback, no gRPC internals); a failed
+unary call keeps gRPC's debug string in the exception's `details`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
+import logging
 import re
 import threading
 import uuid
@@ -26,13 +30,17 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 import grpc
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from cogment.client.ending import UNREACHABLE, classify
 from cogment.client.heartbeat import HeartbeatThread
 from cogment.client.slot import type_name
 from cogment.errors import CogmentError, CogmentRpcError, ConfigurationError, from_rpc_error
 from cogment.settings import ActorClass, Settings
 
 if TYPE_CHECKING:
+    from cogment.client.link import TrialLink
     from cogment.client.trial import ClientTrial
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 2.0  # seconds; keep it well below the trials' max_inactivity
 
@@ -40,7 +48,6 @@ BAD_ENDPOINT = (
     "invalid orchestrator endpoint {endpoint!r} (expected 'host:port' or 'grpc://host:port')"
 )
 CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connection"
-UNREACHABLE = "cannot reach the orchestrator at {endpoint}: {details}"
 
 _ENDPOINT_RE = re.compile(
     r"^(?:grpc://)?(?P<host>[^\s:/\[\]]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$"
@@ -93,8 +100,12 @@ class Connection:
         endpoint: `"host:port"` or `"grpc://host:port"` (the Connection opens and owns a
             channel), a `grpc.Channel` (used, never closed), or a `TrialService` (a stub or an
             in-memory fake, used as is).
-        timeout: deadline in seconds of every unary call (`do_action` included); None waits
-            as long as the orchestrator takes.
+        timeout: deadline in seconds of every unary call, `do_action` included; None (the
+            default) waits as long as the orchestrator takes (`do_action` waits for every
+            actor of the tick). A `do_action` that times out leaves the trial's state unknown
+            (the orchestrator may still apply the action), so the trial is then over for this
+            client: it raises `TrialError` (DEADLINE_EXCEEDED) and the client ends the trial
+            on the orchestrator, best effort.
         heartbeat_interval: seconds between heartbeats of a trial idle between actions;
             None disables them (the orchestrator then reaps such a trial after its
             `max_inactivity`).
@@ -165,18 +176,22 @@ class Connection:
 
     @property
     def settings(self) -> Any:
+        """The `cog_settings` module this connection was made with."""
         return self._settings
 
     @property
     def timeout(self) -> Optional[float]:
+        """The deadline in seconds of each unary call (None: no deadline)."""
         return self._timeout
 
     @property
     def heartbeat_interval(self) -> Optional[float]:
+        """Seconds between heartbeats of an idle trial (None: no heartbeats)."""
         return self._heartbeat.interval if self._heartbeat is not None else None
 
     @property
     def is_closed(self) -> bool:
+        """True once `close()` was called."""
         return self._state is _State.CLOSED
 
     # ------------------------------------------------------------------ trials
@@ -226,7 +241,7 @@ class Connection:
                     f"got {type_name(trial_cfg)}"
                 )
             request.config.content = trial_cfg.SerializeToString()
-        reply = self.call("Start", request)
+        reply = self._call("Start", request)
         try:
             trial = ClientTrial(self, actor_class, reply)
         except BaseException:
@@ -247,13 +262,12 @@ class Connection:
                 FAILED_PRECONDITION (the slot is not human or already joined).
             TrialError: the trial was ended by a failing service.
         """
-        from cogment.client.ending import classify
         from cogment.client.trial import ClientTrial
 
         actor_class = self._actor_class(actor_class)
         request = orchestrator_pb2.TrialJoinRequest(trial_id=trial_id, actor_id=actor_id)
         try:
-            reply = self.call("Join", request)
+            reply = self._call("Join", request)
         except CogmentRpcError as error:
             raise classify(error) from None
         trial = ClientTrial(self, actor_class, reply)
@@ -262,11 +276,11 @@ class Connection:
 
     def get_trial_params(self) -> common_pb2.TrialParams:
         """The project's default trial parameters, as the orchestrator holds them."""
-        return self.call("GetTrialParams", orchestrator_pb2.GetTrialParamsRequest()).params
+        return self._call("GetTrialParams", orchestrator_pb2.GetTrialParamsRequest()).params
 
     def version(self) -> dict[str, str]:
         """The orchestrator's version entries (`cogment-api`, `cogment-py`, ...)."""
-        info = self.call("Version", common_pb2.VersionRequest())
+        info = self._call("Version", common_pb2.VersionRequest())
         return {v.name: v.version for v in info.versions}
 
     @property
@@ -298,7 +312,7 @@ class Connection:
             self._heartbeat.join(5.0)
 
     def __enter__(self) -> Connection:
-        self.check_open()
+        self._check_open()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -311,51 +325,50 @@ class Connection:
 
     # ------------------------------------------------------------------ used by ClientTrial
 
-    def check_open(self) -> None:
+    def _check_open(self) -> None:
         """Raises CogmentError when the connection is closed."""
         if self._state is _State.CLOSED:
             raise CogmentError(CONNECTION_CLOSED.format(endpoint=self._endpoint))
 
-    def call(self, method: str, request: Any, timeout: Optional[float] = -1.0) -> Any:
+    def _call(self, method: str, request: Any, timeout: Optional[float] = -1.0) -> Any:
         """One unary call with the session metadata; gRPC errors become cogment errors here.
 
         `timeout` -1 means the connection's timeout.
         """
-        self.check_open()
+        self._check_open()
         deadline = self._timeout if timeout is not None and timeout < 0 else timeout
         try:
             return getattr(self._stub, method)(request, timeout=deadline, metadata=self._metadata)
         except grpc.RpcError as error:
-            raise self.translate(error) from error
+            # one traceback for the user, not gRPC's internals first: the original's debug
+            # string stays in `details`
+            raise self._translate(error, debug=True) from None
 
-    def open_stream(self, requests: Iterator[Any]) -> Any:
+    def _open_stream(self, requests: Iterator[Any]) -> Any:
         """Opens an ActionStream fed by `requests`; returns the reply iterator."""
-        self.check_open()
+        self._check_open()
         return self._stub.ActionStream(requests, metadata=self._metadata)
 
-    def translate(self, error: grpc.RpcError) -> CogmentRpcError:
-        """The one boundary where gRPC errors become cogment errors."""
+    def _translate(self, error: grpc.RpcError, debug: bool = False) -> CogmentRpcError:
+        """The one boundary where gRPC errors become cogment errors.
+
+        `debug`: keep gRPC's debug string in `details` (only for a finished unary call: a
+        stream's may block until the stream is torn down).
+        """
         translated = from_rpc_error(error)
-        if translated.code is grpc.StatusCode.UNAVAILABLE:
-            return CogmentRpcError(
-                translated.code,
-                UNREACHABLE.format(endpoint=self._endpoint, details=translated.message),
-            )
-        if translated.code is grpc.StatusCode.CANCELLED and self.is_closed:
-            return CogmentRpcError(
-                translated.code, CONNECTION_CLOSED.format(endpoint=self._endpoint)
-            )
-        return translated
+        code, message = translated.code, translated.message
+        if code is grpc.StatusCode.UNAVAILABLE:
+            message = UNREACHABLE.format(endpoint=self._endpoint, details=message)
+        elif code is grpc.StatusCode.CANCELLED and self.is_closed:
+            message = CONNECTION_CLOSED.format(endpoint=self._endpoint)
+        debug_string = getattr(error, "debug_error_string", None) if debug else None
+        details = debug_string() if callable(debug_string) else None
+        return type(translated)(code, message, details)
 
-    @property
-    def heartbeat(self) -> Optional[HeartbeatThread]:
-        return self._heartbeat
-
-    def forget(self, trial: ClientTrial) -> None:
+    def _forget(self, trial: TrialLink) -> None:
         """Drops a trial that is over (it no longer needs heartbeats or closing)."""
         with self._lock:
-            if trial in self._trials:
-                self._trials.remove(trial)
+            self._trials = [t for t in self._trials if t is not trial]
         if self._heartbeat is not None:
             self._heartbeat.unregister(trial)
 
@@ -368,7 +381,7 @@ class Connection:
                 self._trials.append(trial)
         if closed:
             trial._detach()
-            self.check_open()
+            self._check_open()
         trial._activate()
 
     def _actor_class(self, actor_class: ActorClass | str) -> ActorClass:
@@ -388,5 +401,17 @@ class Connection:
         return actor_class
 
     def _end_quietly(self, trial_id: str) -> None:
-        with contextlib.suppress(CogmentError):
-            self.call("End", orchestrator_pb2.TrialEndRequest(trial_id=trial_id))
+        """Ends a trial on the orchestrator, best effort (errors are only logged)."""
+        try:
+            self._call("End", orchestrator_pb2.TrialEndRequest(trial_id=trial_id))
+        except (CogmentError, ValueError) as error:  # ValueError: the channel closed meanwhile
+            log.debug("trial %s: End failed: %s", trial_id, error)
+
+    def _end_in_background(self, trial_id: str) -> None:
+        """`_end_quietly` from a daemon thread (bounded by the connection's timeout)."""
+        threading.Thread(
+            target=self._end_quietly,
+            args=(trial_id,),
+            name=f"cogment-end-call-{trial_id}",
+            daemon=True,
+        ).start()

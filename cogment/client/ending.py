@@ -5,6 +5,11 @@ The orchestrator tells a trial's end in three ways (worded as in `cogment.errors
 service failed), and, on any later call, NOT_FOUND "trial <id> has ended: <reason>" (normal
 end) or "trial <id> failed: <reason>" (failure). `classify` turns the failures into
 `TrialError`.
+
+The client ends a trial by itself, as a failure (`TrialError`), in two more cases: it lost
+the orchestrator (a call about the trial found it unreachable, or heartbeats did for a while:
+trials live in the orchestrator's memory, they do not survive it), or a `do_action` timed out
+(the action may or may not have been applied: the trial's state is unknown).
 """
 
 from __future__ import annotations
@@ -13,14 +18,39 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-from cogment.errors import CogmentRpcError, TrialError, is_trial_failure, trial_end_reason
+from cogment.errors import (
+    TRIAL_ABORTED,
+    CogmentRpcError,
+    TrialError,
+    is_trial_failure,
+    trial_end_reason,
+)
 
 log = logging.getLogger(__name__)
 
 REASON_ORCHESTRATOR = "ended by the orchestrator"
 REASON_CLIENT = "ended by this client"
 REASON_STREAM_CLOSED = "the orchestrator closed the action stream"
+UNREACHABLE = "cannot reach the orchestrator at {endpoint}: {details}"
+REASON_LOST = "lost the orchestrator at {endpoint}: {details}"
+REASON_TIMED_OUT = (
+    "do_action timed out after {timeout:g} s; the trial's state is unknown (the action may "
+    "have been applied), so this client ended it"
+)
 reason_of = trial_end_reason
+
+
+def lost_reason(endpoint: str, error: CogmentRpcError, extra: str = "") -> str:
+    """The end reason of a trial whose orchestrator `error` (UNAVAILABLE) found unreachable."""
+    details = error.message.removeprefix(UNREACHABLE.format(endpoint=endpoint, details=""))
+    return REASON_LOST.format(endpoint=endpoint, details=details) + extra
+
+
+def failure(trial_id: str, reason: str, cause: CogmentRpcError) -> TrialError:
+    """The TrialError of a trial the client ended because of `cause` (its code, details)."""
+    return TrialError(
+        cause.code, TRIAL_ABORTED.format(trial_id=trial_id, reason=reason), cause.details
+    )
 
 
 def classify(error: CogmentRpcError) -> CogmentRpcError:

@@ -1,4 +1,5 @@
-"""One background thread per Connection that keeps its idle trials alive with `Heartbeat`."""
+"""One background thread per Connection that keeps its idle trials alive with `Heartbeat`,
+and the rule that says when failing heartbeats mean the orchestrator is gone."""
 
 from __future__ import annotations
 
@@ -8,6 +9,35 @@ import time
 from typing import Optional, Protocol
 
 log = logging.getLogger(__name__)
+
+# An idle trial's orchestrator is lost when this many heartbeats in a row found it unreachable
+# (UNAVAILABLE) over at least this many seconds: a network blip or a reconnection (gRPC backs
+# off about 1 s) is not the end of a trial, an orchestrator gone for good is.
+LOST_AFTER_BEATS = 3
+LOST_AFTER_SECONDS = 5.0
+
+
+class Unreachable:
+    """Counts the heartbeats in a row that found the orchestrator unreachable."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.since = 0.0  # time.monotonic() of the first of them
+
+    def reached(self) -> None:
+        """A heartbeat got an answer (whatever it was): the orchestrator is there."""
+        self.count = 0
+
+    def failed(self, now: float) -> bool:
+        """One more unreachable heartbeat; True when the orchestrator counts as lost."""
+        if self.count == 0:
+            self.since = now
+        self.count += 1
+        return self.count >= LOST_AFTER_BEATS and now - self.since >= LOST_AFTER_SECONDS
+
+    def describe(self, now: float) -> str:
+        """What to add to the end reason: how long the heartbeats failed."""
+        return f" ({self.count} heartbeats failed in a row over {now - self.since:.1f} s)"
 
 
 class Beating(Protocol):

@@ -1,12 +1,14 @@
-"""The client's actor slot in a trial (its class, checked against cog_settings), and type
-names for the client's error messages."""
+"""The client's actor slot in a trial (its class, checked against cog_settings, and its
+config), and type names for the client's error messages."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from cogment.errors import ConfigurationError
+from cogment.api import orchestrator_pb2
+from cogment.errors import CogmentError, ConfigurationError
+from cogment.protocol import WireError, decode_config
 from cogment.settings import ActorClass, ActorClassList
 
 WRONG_SLOT = "trial {trial_id}: actor {actor_id} is of class {slot!r}, not {requested!r}"
@@ -57,6 +59,26 @@ def slot_class(
             requested=requested.id,
         )
     )
+
+
+def slot_config(actor_class: Optional[ActorClass], reply: orchestrator_pb2.TrialStartReply) -> Any:
+    """The slot's config from a Start/Join reply, decoded with the class's `config_type`
+    (None without a slot, a config type, or a config in the reply).
+
+    Raises:
+        CogmentError: the config's bytes do not parse as the class's config type.
+    """
+    if actor_class is None:
+        return None
+    try:
+        return decode_config(
+            actor_class.config_type,
+            reply.human_config.content,
+            reply.HasField("human_config"),
+            f"trial {reply.trial_id}: config of actor {reply.actor_id}",
+        )
+    except WireError as error:
+        raise CogmentError(error.message) from None
 
 
 def type_name(value: Any) -> str:

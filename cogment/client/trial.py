@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
@@ -29,22 +28,11 @@ from google.protobuf.message import Message
 
 from cogment.actor import Actor, ActorTable
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
-from cogment.client.ending import (
-    REASON_CLIENT,
-    REASON_ORCHESTRATOR,
-    REASON_STREAM_CLOSED,
-    TrialEnd,
-    classify,
-    reason_of,
-)
-from cogment.client.slot import slot_class, type_name
-from cogment.client.stream import ActionStream, Event, StreamEnd
-from cogment.errors import (
-    CogmentError,
-    CogmentRpcError,
-    TrialEndedError,
-    TrialError,
-)
+from cogment.client.ending import REASON_CLIENT
+from cogment.client.link import TrialLink
+from cogment.client.slot import slot_class, slot_config, type_name
+from cogment.client.stream import ActionStream
+from cogment.errors import CogmentError, CogmentRpcError, TrialError
 from cogment.outbox import Outbox
 from cogment.protocol import UserData, WireError, unpack_observation
 from cogment.settings import ActorClass
@@ -54,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRIAL_OVER = "trial {trial_id} is over ({reason})"
 NO_SLOT = (
     "trial {trial_id}: this client has no actor slot (actor_id -1); it can only watch or end it"
 )
@@ -72,10 +59,24 @@ class ActionResult(NamedTuple):
 
 
 EndListener = Callable[["ClientTrial"], Any]
+END_DEADLINE = 30.0  # seconds `end()` waits for the orchestrator when the Connection has no timeout
+# what `end()` tolerates from End: the trial is over for this client anyway
+_END_TOLERATED = (
+    grpc.StatusCode.NOT_FOUND,  # over already (or unknown): nothing left to end
+    grpc.StatusCode.DEADLINE_EXCEEDED,  # the orchestrator may have ended it meanwhile
+    grpc.StatusCode.UNAVAILABLE,  # the orchestrator is gone, and its trials with it
+    grpc.StatusCode.CANCELLED,  # the connection closed meanwhile
+)
 
 
-class ClientTrial:
-    """A trial this client started or joined. Made by `Connection.start_trial`/`join_trial`."""
+class ClientTrial(TrialLink):
+    """A trial this client started or joined. Made by `Connection.start_trial`/`join_trial`.
+
+    A trial is over for this client once the orchestrator says it ended, `end()` was called,
+    or the client gave up on it: the orchestrator became unreachable (a call about the trial
+    got UNAVAILABLE, or heartbeats did for several seconds), or a `do_action` timed out. The
+    last two are failures: `error` is then a `TrialError`, raised by every later call.
+    """
 
     def __init__(
         self,
@@ -83,9 +84,8 @@ class ClientTrial:
         actor_class: ActorClass,
         reply: orchestrator_pb2.TrialStartReply,
     ) -> None:
+        super().__init__(connection, reply.trial_id)
         settings = connection.settings
-        self._connection = connection
-        self._id = reply.trial_id
         self._actor_id = reply.actor_id
         self._actor_counts = list(reply.actor_counts)
         classes = settings.actor_classes
@@ -93,9 +93,8 @@ class ClientTrial:
             classes, self._actor_counts, self._actor_id, actor_class, self._id
         )
         self._actors = ActorTable(self, classes, self._actor_counts)
-        self._human_config = reply.human_config if reply.HasField("human_config") else None
+        self._config = slot_config(self._actor_class, reply)
 
-        self._lock = threading.Lock()
         self._observation: Any = None
         self._tick_id = -1
         if self._actor_class is not None and reply.HasField("observation"):
@@ -103,17 +102,12 @@ class ClientTrial:
         self._latest_reward = agent_pb2.Reward()
         self._latest_messages = agent_pb2.MessageCollection()
         self._outbox = Outbox(self._id, self._actor_id, len(self._actors))
-        self._pending = 0
-        self._last_activity = time.monotonic()
-        self._stream: Optional[ActionStream] = None
-        self._watcher: Optional[ActionStream] = None
-        self._end = TrialEnd(self, f"cogment-end-{self._id}")
-        self._detached = False
 
     # ------------------------------------------------------------------ read-only state
 
     @property
     def id(self) -> str:
+        """The trial's id, as the orchestrator named it."""
         return self._id
 
     @property
@@ -137,9 +131,10 @@ class ClientTrial:
         return self._actors
 
     @property
-    def human_config(self) -> Optional[common_pb2.ActorConfig]:
-        """The slot's config as the orchestrator sent it (serialized), if any."""
-        return self._human_config
+    def config(self) -> Any:
+        """This actor's config, decoded with its class's `config_type` as an agent gets it
+        (None without a slot, a config type, or a config)."""
+        return self._config
 
     @property
     def observation(self) -> Any:
@@ -153,22 +148,27 @@ class ClientTrial:
 
     @property
     def latest_reward(self) -> agent_pb2.Reward:
+        """The reward the last `do_action` returned (empty before the first)."""
         return self._latest_reward
 
     @property
     def latest_messages(self) -> agent_pb2.MessageCollection:
+        """The messages the last `do_action` returned (empty before the first)."""
         return self._latest_messages
 
     @property
     def session_id(self) -> str:
+        """The session id of the Connection, sent with each call about this trial."""
         return self._connection.session_id
 
     @property
     def connection(self) -> Connection:
+        """The Connection this trial was started or joined on."""
         return self._connection
 
     @property
     def is_over(self) -> bool:
+        """True once the trial is over for this client (see `end_reason` and `error`)."""
         return self._end.is_over
 
     @property
@@ -201,7 +201,12 @@ class ClientTrial:
         Raises:
             TypeError: `action` is not an instance of the class's action space.
             TrialEndedError: the trial is over.
-            TrialError: the trial was ended by a failing service (the orchestrator's reason).
+            TrialError: the trial is over because of a failure: a failing service (the
+                orchestrator's reason); the orchestrator unreachable (UNAVAILABLE, "lost the
+                orchestrator at ..."): the trial lived in its memory; or no reply within the
+                Connection's `timeout` (DEADLINE_EXCEEDED): the action may or may not have
+                been applied, so the client ends the trial on the orchestrator (best effort).
+                Later calls raise the same TrialError.
             CogmentRpcError: any other refusal (e.g. FAILED_PRECONDITION: an action is pending).
         """
         actor_class = self._actor_class
@@ -235,9 +240,9 @@ class ClientTrial:
             if stream is not None:
                 reply = self._stream_reply(stream.exchange(request, self._connection.timeout))
             else:
-                reply = self._connection.call("Action", request)
+                reply = self._connection._call("Action", request)
         except CogmentRpcError as error:
-            raise self._on_call_error(error) from None
+            raise self._on_action_error(error) from None
         finally:
             with self._lock:
                 self._pending -= 1
@@ -256,8 +261,8 @@ class ClientTrial:
             if self._stream is not None and not self._stream.closed:
                 return
             self._stream = ActionStream(
-                self._connection.open_stream,
-                self._connection.translate,
+                self._connection._open_stream,
+                self._connection._translate,
                 self._on_stream_event,
                 name=f"cogment-stream-{self._id}",
             )
@@ -308,67 +313,37 @@ class ClientTrial:
         self._end.set_listener(callback)
 
     def end(self) -> None:
-        """Sends the queued feedback and messages, then ends the trial (idempotent).
+        """Sends the queued feedback and messages, then ends the trial (idempotent cleanup).
+
+        A trial already over, or that the orchestrator no longer knows, cannot be reached
+        for, or does not confirm ending in time, is not an error (logged at debug level).
+        The call waits at most the Connection's `timeout` (30 s without one).
 
         Raises:
             CogmentError: the connection is closed.
-            CogmentRpcError: the orchestrator could not be told (the trial is over for this
+            CogmentRpcError: the orchestrator refused otherwise (the trial is over for this
                 client nonetheless).
         """
         if self.is_over or self._end.by_client:
             return
-        self._connection.check_open()
+        self._connection._check_open()
         if not self._end.claim():
             return
         try:
             with contextlib.suppress(CogmentError):  # the trial may be over already
                 self._flush()
             if not self.is_over:
+                request = orchestrator_pb2.TrialEndRequest(trial_id=self._id)
                 try:
-                    self._connection.call(
-                        "End", orchestrator_pb2.TrialEndRequest(trial_id=self._id)
-                    )
+                    self._connection._call("End", request, self._connection.timeout or END_DEADLINE)
                 except CogmentRpcError as error:
-                    if error.code is not grpc.StatusCode.NOT_FOUND:
+                    if error.code not in _END_TOLERATED:
                         raise
+                    log.debug("trial %s: end(): %s", self._id, error)
         finally:
             self._finish(REASON_CLIENT, remote=False)
 
     # ------------------------------------------------------------------ internals
-
-    def _check_usable(self) -> None:
-        if self._detached:
-            self._connection.check_open()
-        if self.is_over:
-            raise self._over_error()
-
-    def _over_error(self) -> CogmentError:
-        if self._detached and not self.is_over:
-            self._connection.check_open()
-        error = self._end.error
-        if error is not None:
-            return TrialError(error.code, error.message)
-        return TrialEndedError(TRIAL_OVER.format(trial_id=self._id, reason=self._end.reason))
-
-    def _call(self, method: str, request: Any) -> Any:
-        try:
-            return self._connection.call(method, request)
-        except CogmentRpcError as error:
-            raise self._on_call_error(error) from None
-
-    def _on_call_error(self, error: CogmentRpcError) -> CogmentError:
-        """Records what an error says about the trial; returns the exception to raise."""
-        error = classify(error)
-        if isinstance(error, TrialError):  # ABORTED, or NOT_FOUND for a failed trial
-            self._finish(reason_of(error.message), error=error)
-            return error
-        if error.code is grpc.StatusCode.NOT_FOUND:
-            reason = reason_of(error.message)
-            self._finish(reason)
-            return TrialEndedError(TRIAL_OVER.format(trial_id=self._id, reason=reason))
-        if error.code is grpc.StatusCode.CANCELLED and (self.is_over or self._detached):
-            return self._over_error()
-        return error
 
     def _set_observation(self, observation: common_pb2.Observation) -> None:
         assert self._actor_class is not None
@@ -393,110 +368,3 @@ class ClientTrial:
         if reply.trial_is_over:
             self._finish(self._ask_end_reason())
         return result
-
-    def _stream_reply(self, event: Event) -> orchestrator_pb2.TrialActionReply:
-        if isinstance(event, CogmentRpcError):
-            raise event
-        if isinstance(event, StreamEnd):
-            self._finish(REASON_STREAM_CLOSED)
-            raise self._over_error()
-        return event
-
-    def _on_stream_event(self, event: Event) -> None:
-        """An action-stream event nobody waited for: the trial ended, or a late reply."""
-        if isinstance(event, CogmentRpcError):
-            if not self.is_over:
-                self._on_call_error(event)
-        elif not isinstance(event, StreamEnd):  # (an end after trial_is_over is expected)
-            try:
-                self._absorb(event)
-            except CogmentError:
-                log.exception("trial %s: bad reply on the action stream", self._id)
-
-    def _on_watch_event(self, event: Event) -> None:
-        """The watch stream of a trial without a slot: only its end matters."""
-        if isinstance(event, CogmentRpcError):
-            if event.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
-                self._on_call_error(event)
-            else:
-                self._finish(f"lost the trial's watch stream: {event}")
-        elif isinstance(event, StreamEnd) or event.trial_is_over:
-            self._finish(self._ask_end_reason())
-
-    def _ask_end_reason(self) -> str:
-        """Why the trial ended, as the orchestrator's tombstone says (one Heartbeat call)."""
-        if self.is_over or self._end.by_client or self._detached:
-            return REASON_ORCHESTRATOR
-        error = self._heartbeat_call(min(self._connection.timeout or 5.0, 5.0))
-        if error is not None and error.code is grpc.StatusCode.NOT_FOUND:
-            return reason_of(error.message)
-        return REASON_ORCHESTRATOR
-
-    def _heartbeat_call(self, timeout: float) -> Optional[CogmentRpcError]:
-        """One Heartbeat; returns its error, if any (never raises)."""
-        request = orchestrator_pb2.TrialHeartbeatRequest(trial_id=self._id)
-        try:
-            self._connection.call("Heartbeat", request, timeout)
-        except CogmentRpcError as error:
-            return error
-        except CogmentError:  # the connection closed meanwhile
-            pass
-        return None
-
-    def _finish(self, reason: str, error: Optional[TrialError] = None, remote: bool = True) -> None:
-        if not self._end.finish(reason, error, remote):
-            return
-        with self._lock:
-            streams = [s for s in (self._stream, self._watcher) if s is not None]
-        for stream in streams:
-            stream.close()
-        self._connection.forget(self)
-        self._end.notify()
-
-    def _activate(self) -> None:
-        """Starts what keeps the trial in touch: heartbeats (slot) or the watch stream."""
-        if self.is_over:
-            return
-        if self._actor_class is not None:
-            heartbeat = self._connection.heartbeat
-            if heartbeat is not None:
-                heartbeat.register(self)
-            return
-        watcher = ActionStream(
-            self._connection.open_stream,
-            self._connection.translate,
-            self._on_watch_event,
-            name=f"cogment-watch-{self._id}",
-        )
-        with self._lock:
-            self._watcher = watcher
-        watcher.send(orchestrator_pb2.TrialActionRequest(trial_id=self._id, actor_id=-1))
-
-    def _detach(self) -> None:
-        """The connection is closing: stop streams; the trial becomes unusable."""
-        with self._lock:
-            self._detached = True
-            streams = [s for s in (self._stream, self._watcher) if s is not None]
-        for stream in streams:
-            stream.close()
-
-    def _heartbeat_due(self, now: float, interval: float) -> bool:
-        with self._lock:
-            return (
-                not self.is_over
-                and not self._detached
-                and self._pending == 0
-                and now - self._last_activity >= interval
-            )
-
-    def _send_heartbeat(self) -> None:
-        with self._lock:
-            self._last_activity = time.monotonic()
-        timeout = max(2.0 * (self._connection.heartbeat_interval or 1.0), 1.0)
-        error = self._heartbeat_call(min(timeout, self._connection.timeout or timeout))
-        if error is None:
-            return
-        if error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
-            self._on_call_error(error)
-        else:
-            log.debug("trial %s: heartbeat failed: %s", self._id, error)

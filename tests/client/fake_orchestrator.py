@@ -62,6 +62,7 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
         self.calls: list[tuple[str, Any, dict[str, str]]] = []
         self.failures: dict[str, tuple[grpc.StatusCode, str]] = {}
         self.observation_size = 0  # extra cells (5 bytes each on the wire) at tick 0
+        self.human_config: Optional[bytes] = None  # sent as the slot's config when set
         self._ids = itertools.count(1)
 
     # -------------------------------------------------------------- test controls
@@ -201,6 +202,8 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
             reply.observation.data.snapshot = True
             board = Board(cells=[0, 0, 0, 0] + [1 << 30] * self.observation_size)
             reply.observation.data.content = board.SerializeToString()
+            if self.human_config is not None:
+                reply.human_config.content = self.human_config
         return reply
 
     def Join(self, request: Any, context: Any) -> Any:
@@ -214,6 +217,8 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
         reply.observation.tick_id = trial.tick
         reply.observation.data.snapshot = True
         reply.observation.data.content = Board(cells=[0, 0, 0, 0]).SerializeToString()
+        if self.human_config is not None:
+            reply.human_config.content = self.human_config
         return reply
 
     def End(self, request: Any, context: Any) -> Any:

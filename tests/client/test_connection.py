@@ -110,7 +110,7 @@ def test_close_is_idempotent_and_a_closed_connection_refuses_use(
 def test_context_manager_closes_and_stops_heartbeats(settings: Any, server: FakeServer) -> None:
     with Connection(settings, f"grpc://{server.endpoint}", heartbeat_interval=0.05) as conn:
         conn.start_trial(settings.actor_classes.player)
-        heartbeat = conn.heartbeat
+        heartbeat = conn._heartbeat
         assert heartbeat is not None and heartbeat.is_running
     assert conn.is_closed
     assert not heartbeat.is_running

@@ -8,10 +8,11 @@ import time
 import types
 from typing import Any, Callable
 
+import grpc
 import pytest
 
 from cogment.client import ClientTrial, Connection
-from cogment.errors import CogmentRpcError, TrialEndedError, TrialError
+from cogment.errors import TrialEndedError, TrialError
 from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services
 
@@ -190,7 +191,7 @@ def test_orchestrator_shutdown_ends_running_trials(
     orch = orchestrator(actors=[("player", "human"), ("player", "human"), ("watcher", "watcher")])
     conn = connect(orch, heartbeat_interval=None)
     trial = conn.start_trial("player")
-    watched = connect(orch).join_trial("player", trial.id, 1)
+    watched = connect(orch, heartbeat_interval=None).join_trial("player", trial.id, 1)
     results: list[Any] = []
     worker = threading.Thread(target=lambda: results.append(trial.do_action(Move(cell=1))))
     worker.start()  # waits for the second human, who never acts
@@ -202,6 +203,8 @@ def test_orchestrator_shutdown_ends_running_trials(
     # the reason is asked of an orchestrator that is going away: either answer is right
     assert trial.end_reason in ("orchestrator shutdown", "ended by the orchestrator")
     assert ends_of(services, trial.id) == {"env": 1, "watcher2": 1}
-    # the other client was idle without heartbeats; the orchestrator is gone
-    with pytest.raises(CogmentRpcError, match=f"cannot reach the orchestrator at {orch.endpoint}"):
+    # the other client was idle without heartbeats; the orchestrator is gone, and its trials
+    with pytest.raises(TrialError, match=f"ended: lost the orchestrator at {orch.endpoint}: "):
         watched.do_action(Move(cell=1))
+    assert watched.is_over and isinstance(watched.error, TrialError)
+    assert watched.error.code is grpc.StatusCode.UNAVAILABLE

@@ -1,4 +1,5 @@
-"""A human trial end to end: observations, rewards, messages, the pre-hook, the stream."""
+"""A human trial end to end: observations, rewards, messages, the pre-hook, the stream, the
+slot's config."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any, Callable
 
 import pytest
 
+import cogment
 from cogment.client import Connection
 from cogment.errors import TrialEndedError
-from tests.e2e.conftest import Services
+from tests.e2e.conftest import Services, trial_params
 from tests.e2e.model import BoardModel, texts, weighted
 
 Start = Callable[..., Any]
@@ -182,3 +184,26 @@ def test_a_streaming_client_learns_the_end_while_idle(
     assert second.end_reason == "ended by a client"
     with pytest.raises(TrialEndedError):
         second.do_action(Move(cell=1))
+
+
+def test_a_client_gets_its_slot_config_decoded(
+    cog_settings: types.ModuleType, services: Services
+) -> None:
+    from data_pb2 import PlayerConfig
+
+    actors = [("player", "human"), ("player", "human"), ("watcher", "watcher")]
+    params = trial_params(cog_settings, services, actors)
+    params.actors[0].config.content = PlayerConfig(name="bob").SerializeToString()
+    params.actors[1].config.content = PlayerConfig(name="carol").SerializeToString()
+    orch = cogment.Orchestrator(
+        cog_settings, port=0, default_trial_params=params, pre_hooks=[], datalog_endpoint=""
+    )
+    with orch:
+        first = Connection(cog_settings, orch.endpoint, timeout=30)
+        second = Connection(cog_settings, orch.endpoint, timeout=30)
+        with first, second:
+            trial = first.start_trial("player")
+            joined = second.join_trial("player", trial.id, 1)
+            assert trial.config == PlayerConfig(name="bob")  # as an agent gets its config
+            assert joined.config == PlayerConfig(name="carol")
+            trial.end()
