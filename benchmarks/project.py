@@ -1,0 +1,79 @@
+"""The benchmark project (benchmarks/project/): generated settings and per-scenario YAML.
+
+At run time the project is copied into a temporary folder, its settings generated there
+with `cogment.generate`, and each cogment scenario gets its own cogment.yaml with the real
+endpoints, the actor list and the environment config of that scenario.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "project")
+FILES = ("cogment.yaml", "bench.proto", "bench_delta.py")
+
+
+class BenchProject:
+    """A temporary copy of the benchmark project with its settings generated."""
+
+    def __init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="cogment-bench-")
+        self.project_dir = os.path.join(self.root, "project")
+        self.settings_dir = os.path.join(self.root, "settings")
+        os.makedirs(self.project_dir)
+        for name in FILES:
+            shutil.copy(os.path.join(PROJECT_DIR, name), self.project_dir)
+        self._count = 0
+        self._generated = False
+
+    def settings(self) -> str:
+        """Generates cog_settings.py (once) and returns the folder that holds it."""
+        if not self._generated:
+            from cogment.generate import generate
+
+            generate(os.path.join(self.project_dir, "cogment.yaml"), self.settings_dir)
+            self._generated = True
+        return self.settings_dir
+
+    def write_yaml(
+        self,
+        *,
+        env_port: int,
+        agent_port: int,
+        agents: int,
+        human: bool,
+        payload: int = 16,
+        delta: bool = False,
+    ) -> str:
+        """A cogment.yaml for one scenario; returns its path."""
+        with open(os.path.join(PROJECT_DIR, "cogment.yaml"), encoding="utf-8") as f:
+            doc: dict[str, Any] = yaml.safe_load(f)
+        actors: list[dict[str, Any]] = []
+        if human:
+            actors.append({"actor_class": "player", "endpoint": "human"})
+        actors += [
+            {"actor_class": "player", "endpoint": f"grpc://127.0.0.1:{agent_port}"}
+            for _ in range(agents)
+        ]
+        doc["trial_params"] = {
+            "max_steps": 0,
+            "max_inactivity": 0,
+            "environment": {
+                "endpoint": f"grpc://127.0.0.1:{env_port}",
+                "config": {"payload": payload, "delta": delta},
+            },
+            "actors": actors,
+        }
+        self._count += 1
+        path = os.path.join(self.project_dir, f"scenario{self._count}.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(doc, f, sort_keys=False)
+        return path
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

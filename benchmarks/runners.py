@@ -1,0 +1,372 @@
+"""How one repetition of a measurement runs: start its processes, measure a window, reap.
+
+A measurement window: after `warmup` seconds, read the counting service's counter (env
+Updates = ticks, or agent Decides = calls), the wire bytes of every hop (`ss`) and the CPU
+time of every process; `duration` seconds later read them again. Rates use the counting
+process's own monotonic clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+import grpc
+
+from benchmarks import sysinfo
+from benchmarks.procs import Worker, WorkerError, free_port
+from benchmarks.project import BenchProject
+
+READY_TIMEOUT = 60.0
+Sample = dict[str, Any]
+
+
+@dataclasses.dataclass
+class RunConfig:
+    quick: bool
+    reps: int
+    warmup: float
+    duration: float
+    profile_role: Optional[str] = None
+    profile_path: Optional[str] = None
+
+
+class Run:
+    """What every repetition shares: the settings, the generated bench project and, in a
+    quick run, one SDK agent and one SDK env process that every cogment scenario uses (a
+    full run starts fresh ones for each repetition)."""
+
+    def __init__(self, config: RunConfig, project: BenchProject) -> None:
+        self.config = config
+        self.project = project
+        self._shared: Optional[tuple[Worker, Worker, int, int]] = None
+
+    def shared_services(self) -> Optional[tuple[Worker, Worker, int, int]]:
+        """(agent, env, agent port, env port) kept for the whole quick run, or None."""
+        if not self.config.quick or self.config.profile_role in ("agent", "env"):
+            return None
+        if self._shared is not None and all(w.proc.poll() is None for w in self._shared[:2]):
+            return self._shared
+        self.close()
+        settings = self.project.settings()
+        agent_port, env_port = free_port(), free_port()
+        agent = Worker(
+            "sdk-agent", ["--settings", settings, "--port", str(agent_port)], deadline=900
+        )
+        env = Worker("sdk-env", ["--settings", settings, "--port", str(env_port)], deadline=900)
+        try:
+            _ready(agent, env)
+        except WorkerError:
+            agent.reap()
+            env.reap()
+            raise
+        self._shared = (agent, env, agent_port, env_port)
+        return self._shared
+
+    def close(self) -> None:
+        if self._shared is not None:
+            for worker in self._shared[:2]:
+                worker.stop(timeout=10.0)
+            self._shared = None
+
+
+class Setup:
+    """The processes of one repetition; stops clients first, then services, then reaps."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.clients: list[Worker] = []
+        self.services: list[Worker] = []
+
+    def spawn(
+        self, role: str, args: list[str], *, profile_as: str = "", client: bool = False
+    ) -> Worker:
+        config = self.run.config
+        deadline = 180.0 + config.warmup + config.duration
+        profile = None
+        if config.profile_role and profile_as == config.profile_role:
+            profile = config.profile_path
+        worker = Worker(role, args, deadline=deadline, profile_path=profile)
+        (self.clients if client else self.services).append(worker)
+        return worker
+
+    def __enter__(self) -> Setup:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        problems: list[str] = []
+        try:
+            for worker in self.clients:
+                result = worker.stop(timeout=30.0)
+                if result is None:
+                    problems.append(f"{worker.role} sent no result{worker.tail()}")
+                elif result.get("errors"):
+                    problems.append(f"{worker.role}: {result['errors'][:3]}")
+            for worker in reversed(self.services):
+                result = worker.stop(timeout=20.0)
+                if result and result.get("errors"):
+                    problems.append(f"{worker.role}: {result['errors'][:3]}")
+        finally:
+            for worker in self.clients + self.services:
+                worker.reap(timeout=2.0)
+        if problems and exc_type is None:
+            raise WorkerError("; ".join(problems))
+
+
+def _cpu_seconds(pid: int) -> Optional[float]:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def window(run: Run, counter: Worker, ports: list[int], pids: dict[str, int]) -> Sample:
+    """Measures the rate of `counter`'s count over one window (see the module doc)."""
+    time.sleep(run.config.warmup)
+    s1 = counter.stats()
+    b1 = sysinfo.busy_seconds()
+    w1 = sysinfo.wire_bytes(ports)
+    c1 = {role: _cpu_seconds(pid) for role, pid in pids.items()}
+    time.sleep(run.config.duration)
+    s2 = counter.stats()
+    b2 = sysinfo.busy_seconds()
+    w2 = sysinfo.wire_bytes(ports)
+    c2 = {role: _cpu_seconds(pid) for role, pid in pids.items()}
+    count = int(s2["count"]) - int(s1["count"])
+    seconds = float(s2["time"]) - float(s1["time"])
+    if count <= 0 or seconds <= 0:
+        raise WorkerError(f"no progress in a {run.config.duration:.1f} s window")
+    cpu: dict[str, float] = {}
+    ours = 0.0
+    for role in pids:
+        a, b = c1.get(role), c2.get(role)
+        if a is not None and b is not None:
+            cpu[role] = round((b - a) / count * 1e6, 1)
+            ours += b - a
+    foreign = None
+    if b1 is not None and b2 is not None:
+        # the machine's busy time not spent by the measured processes (other work: noise)
+        foreign = round(max(0.0, (b2 - b1 - ours) / (seconds * (os.cpu_count() or 1))), 3)
+    return {
+        "rate": count / seconds,
+        "count": count,
+        "foreign_load": foreign,
+        "wire_per_tick": (w2 - w1) / count if w1 is not None and w2 is not None else None,
+        "cpu_us": cpu,
+    }
+
+
+def _ready(*workers: Worker) -> None:
+    for worker in workers:
+        worker.expect("ready", READY_TIMEOUT)
+
+
+def _pool(concurrency: int, agents: int) -> int:
+    return max(16, concurrency * (agents + 1) + 8)
+
+
+def _addr(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+def floor_chain(
+    mode: str,
+    concurrency: int = 1,
+    agents: int = 1,
+    payload: int = 16,
+    agent_only: bool = False,
+    leaves: str = "",
+    client_mode: str = "",
+) -> Callable[[Run], Sample]:
+    """The raw gRPC chain (see benchmarks.floor) with a sync or an aio middle.
+
+    The agent and env servers are sync grpcio servers (thread pool, as `GrpcServer`) and the
+    client uses blocking calls from one thread per trial (as `Connection`), whatever the
+    middle: on this machine that is the cheaper choice for both (an aio server spends ~4x
+    the CPU of a sync one sending a 4 MiB observation).
+    """
+    leaves = leaves or "sync"
+    client_mode = client_mode or "sync"
+
+    def run_once(run: Run) -> Sample:
+        pool = str(_pool(concurrency, agents))
+        agent_port, env_port, middle_port = free_port(), free_port(), free_port()
+        with Setup(run) as setup:
+            # every process at once; each waits for the servers it calls
+            agent = setup.spawn(
+                "floor-agent", ["--mode", leaves, "--workers", pool, "--port", str(agent_port)]
+            )
+            env = setup.spawn(
+                "floor-env",
+                [
+                    *("--mode", leaves, "--workers", pool),
+                    *("--port", str(env_port)),
+                    "--payload",
+                    str(payload),
+                ],
+            )
+            args = ["--mode", mode, "--agent", _addr(agent_port), "--env", _addr(env_port)]
+            args += ["--agents", str(agents), "--workers", pool, "--port", str(middle_port)]
+            args += ["--wait-for", _addr(agent_port), "--wait-for", _addr(env_port)]
+            if agent_only:
+                args += ["--drive", str(concurrency)]
+            middle = setup.spawn("floor-middle", args, profile_as="middle")
+            ports = [agent_port, env_port]
+            pids = {"hub": middle.pid, "agent": agent.pid, "env": env.pid}
+            workers = [agent, env, middle]
+            if not agent_only:
+                ports.append(middle_port)
+                client = setup.spawn(
+                    "floor-client",
+                    [
+                        *("--mode", client_mode, "--target", _addr(middle_port)),
+                        *("--concurrency", str(concurrency), "--wait-for", _addr(middle_port)),
+                    ],
+                    client=True,
+                )
+                pids["client"] = client.pid
+                workers.append(client)
+            _ready(*workers)
+            return window(run, env, ports, pids)
+
+    return run_once
+
+
+def _cogment_setup(
+    run: Run, setup: Setup, *, agents: int, human: bool, payload: int = 16, delta: bool = False
+) -> tuple[Worker, Worker, Worker, list[int]]:
+    """SDK agent and env, and the orchestrator on a yaml pointing at them, started at once
+    and ready; returns them and their ports (orchestrator, agent, env)."""
+    settings = run.project.settings()
+    shared = run.shared_services()
+    if shared is not None:
+        agent, env, agent_port, env_port = shared
+    else:
+        agent_port, env_port = free_port(), free_port()
+        agent = setup.spawn(
+            "sdk-agent", ["--settings", settings, "--port", str(agent_port)], profile_as="agent"
+        )
+        env = setup.spawn(
+            "sdk-env", ["--settings", settings, "--port", str(env_port)], profile_as="env"
+        )
+    port = free_port()
+    yaml_path = run.project.write_yaml(
+        env_port=env_port,
+        agent_port=agent_port,
+        agents=agents,
+        human=human,
+        payload=payload,
+        delta=delta,
+    )
+    orch = setup.spawn(
+        "orchestrator", ["--file", yaml_path, "--port", str(port)], profile_as="orchestrator"
+    )
+    _ready(*([orch] if shared else [agent, env, orch]))
+    return agent, env, orch, [port, agent_port, env_port]
+
+
+def cogment_chain(
+    concurrency: int = 1,
+    agents: int = 1,
+    payload: int = 16,
+    delta: bool = False,
+    stream: bool = False,
+    agent_only: bool = False,
+) -> Callable[[Run], Sample]:
+    """`cogment orchestrator` + SDK agent and env `GrpcServer`s + a `Connection` client."""
+
+    def run_once(run: Run) -> Sample:
+        with Setup(run) as setup:
+            agent, env, orch, ports = _cogment_setup(
+                run, setup, agents=agents, human=not agent_only, payload=payload, delta=delta
+            )
+            args = ["--settings", run.project.settings(), "--target", _addr(ports[0])]
+            args += ["--concurrency", str(concurrency)]
+            args += ["--wait-for", _addr(ports[1]), "--wait-for", _addr(ports[2])]
+            args += ["--stream"] if stream else []
+            args += ["--agent-only"] if agent_only else []
+            client = setup.spawn("cogment-client", args, profile_as="client", client=True)
+            _ready(client)
+            pids = {"hub": orch.pid, "agent": agent.pid, "env": env.pid, "client": client.pid}
+            return window(run, env, ports, pids)
+
+    return run_once
+
+
+def dispatch(server: str, concurrency: int) -> Callable[[Run], Sample]:
+    """Agent.Decide calls/s on one agent service: `sdk` (GrpcServer) or bare `sync`/`aio`
+    (the bare sync server gets a pool of 32 threads, as GrpcServer has by default)."""
+
+    def run_once(run: Run) -> Sample:
+        port = free_port()
+        with Setup(run) as setup:
+            if server == "sdk":
+                agent = setup.spawn(
+                    "sdk-agent",
+                    ["--settings", run.project.settings(), "--port", str(port)],
+                    profile_as="agent",
+                )
+            else:
+                agent = setup.spawn(
+                    "floor-agent", ["--mode", server, "--workers", "32", "--port", str(port)]
+                )
+            client = setup.spawn(
+                "dispatch-client",
+                [
+                    *("--target", _addr(port), "--concurrency", str(concurrency)),
+                    *("--wait-for", _addr(port)),
+                ],
+                client=True,
+            )
+            _ready(agent, client)
+            return window(run, agent, [port], {"agent": agent.pid, "client": client.pid})
+
+    return run_once
+
+
+def held_trials(counts: list[int]) -> Callable[[Run], Sample]:
+    """RSS and threads of the orchestrator process with that many idle human trials open."""
+
+    def run_once(run: Run) -> Sample:
+        from cogment.api import orchestrator_pb2, orchestrator_pb2_grpc
+
+        settle = 0.3 if run.config.quick else 1.0
+        with Setup(run) as setup:
+            _agent, _env, orch, ports = _cogment_setup(run, setup, agents=1, human=True)
+            port = ports[0]
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            stub = orchestrator_pb2_grpc.TrialStub(channel)
+            metadata = (("session_id", str(uuid.uuid4())),)
+            request = orchestrator_pb2.TrialStartRequest(user_id="bench")
+            time.sleep(settle)
+            rows = [{"trials": 0, **(sysinfo.proc_status(orch.pid) or {})}]
+            have = 0
+            try:
+                for target in counts:
+                    while have < target:
+                        batch = [
+                            stub.Start.future(request, timeout=60.0, metadata=metadata)
+                            for _ in range(min(32, target - have))
+                        ]
+                        for call in batch:
+                            call.result()
+                        have += len(batch)
+                    time.sleep(settle)
+                    rows.append({"trials": target, **(sysinfo.proc_status(orch.pid) or {})})
+            finally:
+                channel.close()
+        first, last = rows[1], rows[-1]
+        span = last["trials"] - first["trials"]
+        per_trial = (last["rss_kib"] - first["rss_kib"]) / span if span > 0 else 0.0
+        return {
+            "rate": per_trial,
+            "rows": rows,
+            "threads_growth": last["threads"] - first["threads"],
+        }
+
+    return run_once

@@ -1,0 +1,240 @@
+"""The measurements of issue 6 and the order they run in.
+
+Measurements are grouped with the floor they are compared to; within a group the
+repetitions are interleaved (rep 1 of every member, then rep 2, ...) so a burst of load on
+the machine hits all of them alike. The value of a measurement is the median of its
+repetitions; its ratio is to the best median among its floor measurements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from typing import Callable, Optional
+
+from benchmarks import runners
+from benchmarks.runners import Run, Sample
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Measure:
+    id: str
+    scenario: int
+    label: str
+    run: Callable[[Run], Sample]
+    unit: str = "ticks/s"
+    floor: tuple[str, ...] = ()
+    target: Optional[float] = None
+    quick: bool = False
+    reps: Optional[int] = None  # fixed repetitions (e.g. 1 for a "does it work" check)
+    higher_is_better: bool = True
+
+
+def _floors(key: str, quick_modes: tuple[str, ...], **kwargs: object) -> list[Measure]:
+    out = []
+    for mode in ("sync", "aio"):
+        out.append(
+            Measure(
+                f"floor.{mode}.{key}",
+                1,
+                f"floor {mode} {key}",
+                runners.floor_chain(mode, **kwargs),  # type: ignore[arg-type]
+                quick=mode in quick_modes,
+            )
+        )
+    return out
+
+
+def _floor_ids(key: str) -> tuple[str, ...]:
+    return (f"floor.sync.{key}", f"floor.aio.{key}")
+
+
+def groups() -> list[list[Measure]]:
+    """Every measurement, in running order."""
+    g: list[list[Measure]] = []
+    g.append(
+        [
+            *_floors("c1", ("sync", "aio"), concurrency=1),
+            Measure(
+                "cogment.c1",
+                2,
+                "one trial, do_action",
+                runners.cogment_chain(),
+                floor=_floor_ids("c1"),
+                target=0.80,
+                quick=True,
+            ),
+            Measure(
+                "cogment.c1.stream",
+                2,
+                "one trial, actions stream",
+                runners.cogment_chain(stream=True),
+                floor=_floor_ids("c1"),
+                quick=True,
+            ),
+        ]
+    )
+    g.append(
+        [
+            *_floors("agent_only", ("aio",), concurrency=1, agent_only=True),
+            Measure(
+                "cogment.agent_only",
+                3,
+                "agent-only trial",
+                runners.cogment_chain(agent_only=True),
+                floor=_floor_ids("agent_only"),
+                quick=True,
+            ),
+        ]
+    )
+    for c in (8, 32, 128):
+        g.append(
+            [
+                *_floors(f"c{c}", (), concurrency=c),
+                Measure(
+                    f"cogment.c{c}",
+                    4,
+                    f"{c} trials at once",
+                    runners.cogment_chain(concurrency=c),
+                    floor=_floor_ids(f"c{c}"),
+                    target=0.80 if c == 32 else None,
+                    quick=c == 8,
+                ),
+            ]
+        )
+    g.append(
+        [
+            *_floors("fanout", (), agents=8),
+            Measure(
+                "cogment.fanout",
+                5,
+                "1 human + 8 agents",
+                runners.cogment_chain(agents=8),
+                floor=_floor_ids("fanout"),
+                quick=True,
+            ),
+        ]
+    )
+    for size, name in ((64 * KIB, "64k"), (4 * MIB, "4m")):
+        g.append(
+            [
+                *_floors(f"p{name}", (), payload=size),
+                Measure(
+                    f"cogment.p{name}.snapshot",
+                    6,
+                    f"{name.upper()}iB obs, snapshot",
+                    runners.cogment_chain(payload=size),
+                    floor=_floor_ids(f"p{name}"),
+                    quick=name == "64k",
+                ),
+                Measure(
+                    f"cogment.p{name}.delta",
+                    6,
+                    f"{name.upper()}iB obs, delta 1 %",
+                    runners.cogment_chain(payload=size, delta=True),
+                    floor=_floor_ids(f"p{name}"),
+                    quick=name == "64k",
+                ),
+            ]
+        )
+    sixteen = _floors("p16m", (), payload=16 * MIB)
+    for m in sixteen:
+        m.reps = 1
+    g.append(
+        [
+            *sixteen,
+            Measure(
+                "cogment.p16m.snapshot",
+                6,
+                "16MiB obs, snapshot (1 rep: works?)",
+                runners.cogment_chain(payload=16 * MIB),
+                floor=_floor_ids("p16m"),
+                reps=1,
+            ),
+        ]
+    )
+    for c in (1, 8):
+        g.append(
+            [
+                Measure(
+                    f"dispatch.sync.c{c}",
+                    8,
+                    f"bare sync servicer, {c} caller(s)",
+                    runners.dispatch("sync", c),
+                    unit="calls/s",
+                    quick=c == 1,
+                ),
+                Measure(
+                    f"dispatch.aio.c{c}",
+                    8,
+                    f"bare aio servicer, {c} caller(s)",
+                    runners.dispatch("aio", c),
+                    unit="calls/s",
+                    floor=(f"dispatch.sync.c{c}",),
+                    quick=False,
+                ),
+                Measure(
+                    f"dispatch.sdk.c{c}",
+                    8,
+                    f"GrpcServer Decide, {c} caller(s)",
+                    runners.dispatch("sdk", c),
+                    unit="calls/s",
+                    floor=(f"dispatch.sync.c{c}",),
+                    target=0.85,
+                    quick=c == 1,
+                ),
+            ]
+        )
+    g.append(
+        [
+            Measure(
+                "held.full",
+                7,
+                "idle trials held: 1, 100, 1000",
+                runners.held_trials([1, 100, 1000]),
+                unit="KiB/trial",
+                reps=1,
+                target=100.0,
+                higher_is_better=False,
+            ),
+            Measure(
+                "held.quick",
+                7,
+                "idle trials held: 1, 20",
+                runners.held_trials([1, 20]),
+                unit="KiB/trial",
+                reps=1,
+                quick=True,
+                target=100.0,
+                higher_is_better=False,
+            ),
+        ]
+    )
+    return g
+
+
+def select(quick: bool, only: Optional[str]) -> list[list[Measure]]:
+    """The groups to run: the quick subset or all, narrowed by `--only` patterns.
+
+    A measurement picked by `--only` brings its floor measurements along.
+    """
+    chosen: list[list[Measure]] = []
+    for group in groups():
+        members = [m for m in group if (m.quick if quick else m.id != "held.quick")]
+        if only:
+            patterns = [p.strip() for p in only.split(",") if p.strip()]
+            picked = {m.id for m in members if any(fnmatch.fnmatch(m.id, p) for p in patterns)}
+            for m in members:
+                if m.id in picked:
+                    picked.update(m.floor)
+            members = [m for m in group if m.id in picked]
+        if members:
+            chosen.append(members)
+    return chosen
+
+
+def all_ids() -> list[str]:
+    return [m.id for group in groups() for m in group]
