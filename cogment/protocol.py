@@ -208,14 +208,18 @@ class PackedObservations:
         self.snapshots: list[bool] = []
         self.actors_map: list[int] = []
 
-    def to_proto(self, tick_id: int, timestamp: int) -> environment_pb2.ObservationSet:
-        obs_set = environment_pb2.ObservationSet(
-            tick_id=tick_id, timestamp=timestamp, actors_map=self.actors_map
-        )
+    def fill(self, obs_set: environment_pb2.ObservationSet, tick_id: int, timestamp: int) -> None:
+        """Fills `obs_set` (an empty ObservationSet, e.g. a reply's field) in place.
+
+        Filling the reply's own field copies each observation once; building a separate
+        ObservationSet and passing it to the reply's constructor would copy it again.
+        """
+        obs_set.tick_id = tick_id
+        obs_set.timestamp = timestamp
+        obs_set.actors_map.extend(self.actors_map)
         add = obs_set.observations.add
         for content, snapshot in zip(self.contents, self.snapshots):
             add(content=content, snapshot=snapshot)
-        return obs_set
 
 
 def pack_observations(

@@ -311,7 +311,9 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
                     grpc.StatusCode.ALREADY_EXISTS, f"trial {trial_id} was already started"
                 )
             self._sessions[trial_id] = session
-        return environment_pb2.EnvStartReply(observation_set=packed.to_proto(0, time.time_ns()))
+        reply = environment_pb2.EnvStartReply()
+        packed.fill(reply.observation_set, 0, time.time_ns())
+        return reply
 
     @_rpc
     def Update(self, request: Any, context: Any) -> Any:
@@ -339,9 +341,8 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
             if request.reply_with_snapshot:
                 packed = session.keeper.snapshots()
             trial.tick_id = tick_id + 1
-            reply = environment_pb2.EnvUpdateReply(
-                observation_set=packed.to_proto(tick_id + 1, time.time_ns())
-            )
+            reply = environment_pb2.EnvUpdateReply()
+            packed.fill(reply.observation_set, tick_id + 1, time.time_ns())
             feedbacks, messages = trial._outbox.drain(mark, tick_id)
             if feedbacks:
                 reply.feedbacks.extend(feedbacks)

@@ -13,6 +13,7 @@ from cogment.api import (
     agent_pb2,
     agent_pb2_grpc,
     data_pb2_grpc,
+    environment_pb2,
     environment_pb2_grpc,
     hooks_pb2_grpc,
 )
@@ -33,6 +34,11 @@ _STUB_TYPES: dict[str, Any] = {
     "environment": environment_pb2_grpc.EnvironmentStub,
     "hooks": hooks_pb2_grpc.TrialHooksStub,
     "datalog": data_pb2_grpc.LogExporterStub,
+}
+
+_ENV_REQUESTS: dict[str, Any] = {
+    "Start": environment_pb2.EnvStartRequest,
+    "Update": environment_pb2.EnvUpdateRequest,
 }
 
 
@@ -70,6 +76,23 @@ class Endpoints:
                 "/cogment.Agent/Decide",
                 request_serializer=None,
                 response_deserializer=agent_pb2.AgentDecideReply.FromString,
+            )
+            self._stubs[key] = call
+        return call
+
+    def env_raw(self, endpoint: str, method: str) -> Any:
+        """Environment.Start or .Update at `grpc://host:port`, answering the reply's bytes
+        (read with `wire.read_env_reply`)."""
+        key = ("env." + method, endpoint)
+        call = self._stubs.get(key)
+        if call is None:
+            self._stub("environment", endpoint)  # opens the channel
+            channel = self._channels[endpoint_address(endpoint)]
+            request_type = _ENV_REQUESTS[method]
+            call = channel.unary_unary(
+                f"/cogment.Environment/{method}",
+                request_serializer=request_type.SerializeToString,
+                response_deserializer=None,
             )
             self._stubs[key] = call
         return call

@@ -73,11 +73,13 @@ class Trial:
         self._agents: list[Actor] = []
         self.humans = Humans(trial_id, self.actors)
         self._env_stub: Any = None
+        self._env_start: Any = None  # Start and Update answering raw bytes (wire.read_env_reply)
+        self._env_update: Any = None
         self._env_where = ""
         self._env_started = False
         # the current tick: its observations, and what is in flight
         self._tick = 0
-        self._obs_set = environment_pb2.ObservationSet()
+        self._obs_set = wire.EnvReply()  # the reply that carried the current observations
         self._obs_index: list[int] = []
         self._book = FeedbackBook((), keep_late=False)
         self._outbox: list[common_pb2.Message] = []
@@ -141,10 +143,10 @@ class Trial:
             trial_config=params.trial_config,
         )
         try:
-            reply = await self._env_stub.Start(request, timeout=timeout)
+            raw = await self._env_start(request, timeout=timeout)
         except Exception as error:
             raise failure(self._env_where, "Start", error, timeout) from None
-        self._set_observations(reply.observation_set)
+        self._set_observations(self._read_env_reply("Start", raw))
 
         calls = []
         for agent in self._agents:
@@ -214,15 +216,16 @@ class Trial:
                 trial_id=self.id, action_set=environment_pb2.ActionSet(actions=actions)
             )
             try:
-                update = await self._env_stub.Update(request, timeout=timeout)
+                raw = await self._env_update(request, timeout=timeout)
             except Exception as error:
                 raise failure(self._env_where, "Update", error, timeout) from None
+            update = self._read_env_reply("Update", raw)
             if update.feedbacks:
                 self._book.add(update.feedbacks, tick)
             if update.messages:
                 self._collect(update.messages, ENV_ID)
             previous = self._obs_set
-            self._set_observations(update.observation_set)
+            self._set_observations(update)
             rewards = self._book.close_tick()
             self._tick = tick + 1
             ending = None
@@ -245,9 +248,9 @@ class Trial:
                 humans.answer(observations, rewards, routed, last=ending is not None)
             if self._datalog is not None:
                 late = self._book.take_late()
-                self._datalog.tick(previous, actions, rewards, routed, late)
+                self._datalog.tick(previous.observation_set(), actions, rewards, routed, late)
                 if ending is not None:
-                    self._datalog.last(self._obs_set)
+                    self._datalog.last(self._obs_set.observation_set())
             if ending is not None:
                 self._mark_over(ending)
                 return
@@ -299,12 +302,20 @@ class Trial:
             else:
                 self._agents.append(actor)
         self._env_stub = rt.endpoints.environment(params.environment.endpoint)
+        self._env_start = rt.endpoints.env_raw(params.environment.endpoint, "Start")
+        self._env_update = rt.endpoints.env_raw(params.environment.endpoint, "Update")
         self._env_where = f"environment at {params.environment.endpoint}"
         self._book = FeedbackBook(
             [a.index_in_class for a in self.actors], keep_late=rt.datalog_endpoint is not None
         )
 
-    def _set_observations(self, obs_set: environment_pb2.ObservationSet) -> None:
+    def _read_env_reply(self, method: str, raw: bytes) -> wire.EnvReply:
+        try:
+            return wire.read_env_reply(raw)
+        except ValueError as error:
+            raise TrialFailure(f"{self._env_where}: malformed {method} reply: {error}") from None
+
+    def _set_observations(self, obs_set: wire.EnvReply) -> None:
         """Takes the environment's ObservationSet as the current one, after checking it."""
         n_obs = len(obs_set.observations)
         n_actors = len(self.actors)
@@ -333,7 +344,7 @@ class Trial:
         return common_pb2.Observation(
             tick_id=self._tick,
             timestamp=obs_set.timestamp,
-            data=obs_set.observations[self._obs_index[actor.id]],
+            data=obs_set.observation_data(self._obs_index[actor.id]),
         )
 
     def _next_steps(
