@@ -4,6 +4,7 @@
 * `generated_dir` (session): where `cogment generate` wrote cog_settings.py and data_pb2.py;
   it is on sys.path (as is tests/project, so `delta` and `services` import).
 * `cog_settings` (session): the imported `cog_settings` module of the test project.
+* `data` (session): the test project's generated `data_pb2` module (its messages).
 * `project_services` (session): the module tests/project/services.py (BoardEnv,
   PlayerAgent, WatcherAgent, Hooks, JOURNAL; see its docstring).
 * `start_server` (function): `start_server(service_class, settings=None, **kwargs)` starts a
@@ -61,6 +62,11 @@ def cog_settings(generated_dir: Path) -> types.ModuleType:
     project_file = Path(getattr(module, "project_file", ""))
     assert project_file == PROJECT_DIR / "cogment.yaml", f"another project's cog_settings: {module}"
     return module
+
+
+@pytest.fixture(scope="session")
+def data(cog_settings: types.ModuleType) -> types.ModuleType:
+    return importlib.import_module("data_pb2")
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,6 @@ from cogment.actor import ActorTable
 from cogment.outbox import Outbox
 
 
-@pytest.fixture
-def data(cog_settings: types.ModuleType) -> types.ModuleType:
-    import data_pb2
-
-    return data_pb2
-
-
 def _trial(cog_settings: types.ModuleType, sender_id: int = -1) -> cogment.Trial:
     return cogment.Trial("t1", cog_settings, [2, 1], sender_id=sender_id)
 

@@ -44,13 +44,6 @@ def _fb(feedbacks: Any) -> list[tuple[int, int, int, float, float]]:
 
 
 @pytest.fixture
-def data(cog_settings: types.ModuleType) -> types.ModuleType:
-    import data_pb2
-
-    return data_pb2
-
-
-@pytest.fixture
 def player_stub(
     project_services: types.ModuleType, start_server: Callable[..., Any], grpc_channel: Any
 ) -> agent_pb2_grpc.AgentStub:

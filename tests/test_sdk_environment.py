@@ -18,13 +18,6 @@ COUNTS = [2, 1]  # actors 0, 1: player; actor 2: watcher
 
 
 @pytest.fixture
-def data(cog_settings: types.ModuleType) -> types.ModuleType:
-    import data_pb2
-
-    return data_pb2
-
-
-@pytest.fixture
 def env_stub(
     project_services: types.ModuleType, start_server: Callable[..., Any], grpc_channel: Any
 ) -> environment_pb2_grpc.EnvironmentStub:
