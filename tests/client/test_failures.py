@@ -15,28 +15,17 @@ import grpc
 import pytest
 
 import cogment.client.heartbeat as heartbeat
-from cogment.client import ClientTrial, Connection
+from cogment.client import Connection
 from cogment.client.heartbeat import LOST_AFTER_BEATS, LOST_AFTER_SECONDS, Unreachable
 from cogment.errors import CogmentError, CogmentRpcError, TrialError
 from tests.client.fake_orchestrator import FakeOrchestrator, FakeServer, wait_until
+from tests.listeners import Ends
 
 Connect = Callable[..., Connection]
 TIMED_OUT = (
     "do_action timed out after 0.3 s; the trial's state is unknown (the action may have been "
     "applied), so this client ended it"
 )
-
-
-class Ends:
-    """An end listener that records its calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[ClientTrial] = []
-        self.called = threading.Event()
-
-    def __call__(self, trial: ClientTrial) -> None:
-        self.calls.append(trial)
-        self.called.set()
 
 
 def move(conn: Connection, cell: int = 0) -> Any:

@@ -11,23 +11,12 @@ import pytest
 
 import cogment
 from cogment.api import agent_pb2
-from cogment.client import ActionResult, ClientTrial, Connection
+from cogment.client import ActionResult, Connection
 from cogment.errors import CogmentError, CogmentRpcError, TrialEndedError, TrialError
 from tests.client.fake_orchestrator import FakeOrchestrator, FakeServer, wait_until
+from tests.listeners import Ends
 
 Connect = Callable[..., Connection]
-
-
-class Ends:
-    """An end listener that records every call and the thread it came from."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[ClientTrial, str]] = []
-        self.called = threading.Event()
-
-    def __call__(self, trial: ClientTrial) -> None:
-        self.calls.append((trial, threading.current_thread().name))
-        self.called.set()
 
 
 def move(conn: Connection, cell: int = 0) -> Any:
@@ -179,7 +168,7 @@ def test_heartbeats_keep_an_idle_trial_and_detect_its_end(
         trial.do_action(move(conn))
     time.sleep(0.2)
     assert len(ends.calls) == 1
-    called_with, thread_name = ends.calls[0]
+    called_with, thread_name, _ = ends.calls[0]
     assert called_with is trial and thread_name != threading.current_thread().name
     beats = fake.methods().count("Heartbeat")
     time.sleep(0.2)

@@ -11,26 +11,15 @@ from typing import Any, Callable
 import grpc
 import pytest
 
-from cogment.client import ClientTrial, Connection
+from cogment.client import Connection
 from cogment.errors import TrialEndedError, TrialError
 from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services
+from tests.listeners import Ends
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
 AGENTS_ONLY = [("player", "player"), ("player", "player"), ("watcher", "watcher")]
-
-
-class Ends:
-    """An end listener recording its calls and their threads."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[ClientTrial, str]] = []
-        self.called = threading.Event()
-
-    def __call__(self, trial: ClientTrial) -> None:
-        self.calls.append((trial, threading.current_thread().name))
-        self.called.set()
 
 
 def ends_of(services: Services, trial_id: str) -> dict[str, int]:

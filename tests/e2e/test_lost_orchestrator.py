@@ -14,10 +14,11 @@ from typing import Any, Callable
 import grpc
 import pytest
 
-from cogment.client import ClientTrial, Connection
+from cogment.client import Connection
 from cogment.client.heartbeat import LOST_AFTER_SECONDS
 from cogment.errors import TrialEndedError, TrialError
 from tests.e2e.conftest import LOCALHOST
+from tests.listeners import Ends
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
@@ -73,16 +74,6 @@ class Relay:
             sink.shutdown(socket.SHUT_WR)
 
 
-class Ends:
-    def __init__(self) -> None:
-        self.calls: list[tuple[ClientTrial, float]] = []
-        self.called = threading.Event()
-
-    def __call__(self, trial: ClientTrial) -> None:
-        self.calls.append((trial, time.monotonic()))
-        self.called.set()
-
-
 def test_an_idle_client_learns_that_its_orchestrator_is_gone(
     orchestrator: Start, connect: Connect, cog_settings: types.ModuleType
 ) -> None:
@@ -110,7 +101,7 @@ def test_an_idle_client_learns_that_its_orchestrator_is_gone(
 
         lost, stopped = trials
         # not on the first failed heartbeat: only after LOST_AFTER_SECONDS of them
-        assert ends[0].calls[0][1] - gone >= LOST_AFTER_SECONDS
+        assert ends[0].calls[0].at - gone >= LOST_AFTER_SECONDS
         assert lost.is_over and isinstance(lost.error, TrialError)
         assert lost.error.code is grpc.StatusCode.UNAVAILABLE
         reason = f"lost the orchestrator at {relay.endpoint}: "
