@@ -22,6 +22,7 @@ import grpc
 
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.errors import TRIAL_ABORTED, TRIAL_ENDED, TRIAL_FAILED
+from tests.conftest import UNLIMITED
 
 ACTOR_COUNTS = [2, 1]
 
@@ -306,7 +307,7 @@ class FakeServer:
         self.fake = fake
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16),
-            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+            options=UNLIMITED,
         )
         orchestrator_pb2_grpc.add_TrialServicer_to_server(fake, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")

@@ -88,20 +88,15 @@ def orchestrator(cog_settings: types.ModuleType) -> Iterator[Callable[..., Orche
 
 
 @pytest.fixture
-def trial_stub() -> Iterator[Callable[[Orchestrator], orchestrator_pb2_grpc.TrialStub]]:
-    channels: list[grpc.Channel] = []
+def trial_stub(
+    grpc_channel: Callable[[int], grpc.Channel],
+) -> Callable[[Orchestrator], orchestrator_pb2_grpc.TrialStub]:
+    """`trial_stub(orch)`: a Trial stub on a channel to `orch` (closed at teardown)."""
 
     def make(orch: Orchestrator) -> orchestrator_pb2_grpc.TrialStub:
-        channel = grpc.insecure_channel(
-            orch.endpoint,
-            options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)],
-        )
-        channels.append(channel)
-        return orchestrator_pb2_grpc.TrialStub(channel)
+        return orchestrator_pb2_grpc.TrialStub(grpc_channel(orch.port))
 
-    yield make
-    for channel in channels:
-        channel.close()
+    return make
 
 
 def start_trial(

@@ -20,12 +20,9 @@ from cogment.api import (
     environment_pb2_grpc,
     hooks_pb2_grpc,
 )
+from tests.conftest import UNLIMITED
 
-OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.so_reuseport", 0),
-]
+OPTIONS = [*UNLIMITED, ("grpc.so_reuseport", 0)]
 
 
 class Recorder:
