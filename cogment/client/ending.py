@@ -23,7 +23,6 @@ from cogment.errors import (
     CogmentRpcError,
     TrialError,
     is_trial_failure,
-    trial_end_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ REASON_TIMED_OUT = (
     "do_action timed out after {timeout:g} s; the trial's state is unknown (the action may "
     "have been applied), so this client ended it"
 )
-reason_of = trial_end_reason
 
 
 def lost_reason(endpoint: str, error: CogmentRpcError, extra: str = "") -> str:

@@ -27,11 +27,16 @@ from cogment.client.ending import (
     classify,
     failure,
     lost_reason,
-    reason_of,
 )
 from cogment.client.heartbeat import Unreachable
 from cogment.client.stream import ActionStream, Event, StreamEnd
-from cogment.errors import CogmentError, CogmentRpcError, TrialEndedError, TrialError
+from cogment.errors import (
+    CogmentError,
+    CogmentRpcError,
+    TrialEndedError,
+    TrialError,
+    trial_end_reason,
+)
 from cogment.settings import ActorClass
 
 if TYPE_CHECKING:
@@ -88,10 +93,10 @@ class TrialLink:
         """Records what an error says about the trial; returns the exception to raise."""
         error = classify(error)
         if isinstance(error, TrialError):  # ABORTED, or NOT_FOUND for a failed trial
-            self._finish(reason_of(error.message), error=error)
+            self._finish(trial_end_reason(error.message), error=error)
             return error
         if error.code is grpc.StatusCode.NOT_FOUND:
-            reason = reason_of(error.message)
+            reason = trial_end_reason(error.message)
             self._finish(reason)
             return TrialEndedError(TRIAL_OVER.format(trial_id=self._id, reason=reason))
         if error.code is grpc.StatusCode.UNAVAILABLE and not self._detached:
@@ -153,7 +158,7 @@ class TrialLink:
             return REASON_ORCHESTRATOR
         error = self._heartbeat_call(min(self._connection.timeout or 5.0, 5.0))
         if error is not None and error.code is grpc.StatusCode.NOT_FOUND:
-            return reason_of(error.message)
+            return trial_end_reason(error.message)
         return REASON_ORCHESTRATOR
 
     def _heartbeat_call(self, timeout: float) -> Optional[CogmentRpcError]:
