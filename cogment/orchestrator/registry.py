@@ -7,6 +7,8 @@ import collections
 import logging
 from typing import TYPE_CHECKING
 
+from cogment.errors import TRIAL_ENDED, TRIAL_FAILED
+
 from . import status
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class Registry:
             raise status.not_found(status.TRIAL_NOT_FOUND.format(trial_id=trial_id))
         self._ended.move_to_end(trial_id)
         reason, failed = ended
-        wording = status.TRIAL_FAILED if failed else status.TRIAL_ENDED
+        wording = TRIAL_FAILED if failed else TRIAL_ENDED
         raise status.not_found(wording.format(trial_id=trial_id, reason=reason))
 
     def retire(self, trial_id: str, reason: str, failed: bool = False) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from cogment.errors import TRIAL_ABORTED, TRIAL_ENDED, TRIAL_FAILED
-
-__all__ = ["TRIAL_ABORTED", "TRIAL_ENDED", "TRIAL_FAILED"]  # shared with the client
+from cogment.errors import TRIAL_ABORTED  # the trial-end wordings are shared with the client
 
 TRIAL_NOT_FOUND = "trial {trial_id} not found"
 NO_ACTOR = "trial {trial_id}: no actor {actor_id}"
