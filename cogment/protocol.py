@@ -1,7 +1,7 @@
 """The one seam between wire messages and Python objects.
 
 Everything that packs or unpacks a cogment protobuf for the SDK services lives here:
-observation sets (one message for everyone, or an ObservationsTable, deduplicated by object
+observation sets (one message for everyone, or an ObservationTable, deduplicated by object
 identity, snapshot or delta), the snapshots kept for `reply_with_snapshot`, actions,
 feedback and messages, configs, and `TrialParams` <-> `TrialParameters` for pre-trial hooks.
 A request or a user result that cannot cross the wire raises `WireError`, which carries
@@ -18,7 +18,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from cogment.api import common_pb2, environment_pb2
-from cogment.delta import ActionsTable, ObservationsTable, apply_delta
+from cogment.delta import ActionsTable, ObservationTable, apply_delta
 from cogment.hooks import ActorParameters, EnvironmentParameters, TrialParameters
 from cogment.settings import ActorClass, ActorClassList, Settings
 from cogment.version import version_entries
@@ -225,7 +225,7 @@ class PackedObservations:
 def pack_observations(
     value: Any, classes: Sequence[ActorClass], *, allow_deltas: bool = True
 ) -> PackedObservations:
-    """Packs what `start`/`update` returned: one message for all actors, or an ObservationsTable.
+    """Packs what `start`/`update` returned: one message for all actors, or an ObservationTable.
 
     An object given to several actors is serialized and sent once.
 
@@ -235,11 +235,11 @@ def pack_observations(
     """
     packed = PackedObservations()
     seen: dict[tuple[int, bool], int] = {}
-    if isinstance(value, ObservationsTable):
+    if isinstance(value, ObservationTable):
         if len(value.all) != len(classes):
             raise WireError(
                 grpc.StatusCode.INTERNAL,
-                f"the ObservationsTable has {len(value.all)} entries, the trial has {len(classes)} actors",
+                f"the ObservationTable has {len(value.all)} entries, the trial has {len(classes)} actors",
             )
         entries = [(slot.value, slot.is_snapshot) for slot in value.all]
     elif isinstance(value, Message):
@@ -247,13 +247,13 @@ def pack_observations(
     else:
         raise WireError(
             grpc.StatusCode.INTERNAL,
-            f"expected an observation message or an ObservationsTable, got {type(value).__name__}",
+            f"expected an observation message or an ObservationTable, got {type(value).__name__}",
         )
     for actor_id, ((obs, snapshot), actor_class) in enumerate(zip(entries, classes)):
         if obs is None:
             raise WireError(
                 grpc.StatusCode.INTERNAL,
-                f"no observation for actor {actor_id} (class {actor_class.id!r}) in the ObservationsTable",
+                f"no observation for actor {actor_id} (class {actor_class.id!r}) in the ObservationTable",
             )
         if snapshot is None:  # one message for everyone: its type tells snapshot from delta
             snapshot = isinstance(obs, actor_class.observation_space)
@@ -362,28 +362,40 @@ class SnapshotKeeper:
 # --------------------------------------------------------------------------- trial parameters
 
 
-def _decode_param_config(config_type: Optional[type[Message]], content: bytes, what: str) -> Any:
+def _decode_param_config(
+    config_type: Optional[type[Message]], field: Any, present: bool, what: str
+) -> Any:
+    """A config sub-message of TrialParams for a hook: None when absent, else decoded (raw
+    bytes when the type is unknown, so they survive the round trip)."""
+    if not present:
+        return None
     if config_type is None:
-        return content or None  # raw bytes survive a round trip when the type is unknown
-    return decode(config_type, content, what)
+        return field.content
+    return decode(config_type, field.content, what)
 
 
-def _encode_param_config(config_type: Optional[type[Message]], config: Any, what: str) -> bytes:
+def _encode_param_config(
+    field: Any, config_type: Optional[type[Message]], config: Any, what: str
+) -> None:
+    """Fills a config sub-message of TrialParams from what a hook set (None: absent)."""
     if config is None:
-        return b""
+        return
     if isinstance(config, bytes):
-        return config
-    if config_type is not None and not isinstance(config, config_type):
+        content = config
+    elif config_type is not None and not isinstance(config, config_type):
         raise WireError(
             grpc.StatusCode.INTERNAL,
             f"{what}: expected {_type_name(config_type)}, got {type(config).__name__}",
         )
-    if not isinstance(config, Message):
+    elif not isinstance(config, Message):
         raise WireError(
             grpc.StatusCode.INTERNAL,
             f"{what}: expected a protobuf message, bytes or None, got {type(config).__name__}",
         )
-    return config.SerializeToString()
+    else:
+        content = config.SerializeToString()
+    field.SetInParent()
+    field.content = content
 
 
 def params_from_proto(params: common_pb2.TrialParams, settings: Settings) -> TrialParameters:
@@ -397,19 +409,26 @@ def params_from_proto(params: common_pb2.TrialParams, settings: Settings) -> Tri
                 actor_class=actor.actor_class,
                 endpoint=actor.endpoint,
                 config=_decode_param_config(
-                    config_type, actor.config.content, f"trial_params.actors[{i}].config"
+                    config_type,
+                    actor.config,
+                    actor.HasField("config"),
+                    f"trial_params.actors[{i}].config",
                 ),
             )
         )
     return TrialParameters(
         trial_config=_decode_param_config(
-            settings.trial.config_type, params.trial_config.content, "trial_params.trial_config"
+            settings.trial.config_type,
+            params.trial_config,
+            params.HasField("trial_config"),
+            "trial_params.trial_config",
         ),
         environment=EnvironmentParameters(
             endpoint=params.environment.endpoint,
             config=_decode_param_config(
                 settings.environment.config_type,
-                params.environment.config.content,
+                params.environment.config,
+                params.environment.HasField("config"),
                 "trial_params.environment.config",
             ),
         ),
@@ -434,17 +453,22 @@ def params_to_proto(value: Any, settings: Settings) -> common_pb2.TrialParams:
         for i, actor in enumerate(value.actors):
             actor_class = settings.actor_classes.get(actor.actor_class)
             entry = params.actors.add(actor_class=actor.actor_class, endpoint=actor.endpoint)
-            entry.config.content = _encode_param_config(
+            _encode_param_config(
+                entry.config,
                 actor_class.config_type if actor_class is not None else None,
                 actor.config,
                 f"trial_params.actors[{i}].config",
             )
     except (TypeError, ValueError, AttributeError) as error:
         raise WireError(grpc.StatusCode.INTERNAL, f"invalid trial parameters: {error}") from None
-    params.trial_config.content = _encode_param_config(
-        settings.trial.config_type, value.trial_config, "trial_params.trial_config"
+    _encode_param_config(
+        params.trial_config,
+        settings.trial.config_type,
+        value.trial_config,
+        "trial_params.trial_config",
     )
-    params.environment.config.content = _encode_param_config(
+    _encode_param_config(
+        params.environment.config,
         settings.environment.config_type,
         value.environment.config,
         "trial_params.environment.config",

@@ -46,7 +46,7 @@ from cogment.protocol import (
     version_info,
 )
 from cogment.settings import ActorClass, ActorClassList, Settings
-from cogment.trial import Trial
+from cogment.trial import ServiceTrial
 
 _LOG = logging.getLogger("cogment")
 _NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -89,7 +89,7 @@ def _check_result(owner: str, method: str, trial_id: str, error: WireError) -> W
 class _AgentSession:
     __slots__ = ("actor_class", "agent", "lock", "observation", "trial")
 
-    def __init__(self, agent: Agent, trial: Trial, actor_class: ActorClass) -> None:
+    def __init__(self, agent: Agent, trial: ServiceTrial, actor_class: ActorClass) -> None:
         self.agent = agent
         self.trial = trial
         self.actor_class = actor_class
@@ -149,7 +149,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             request.HasField("trial_config"),
             f"trial {trial_id}: trial_config",
         )
-        trial = Trial(trial_id, settings, request.actor_counts, trial_config, sender_id=actor_id)
+        trial = ServiceTrial(
+            trial_id, settings, request.actor_counts, trial_config, sender_id=actor_id
+        )
         actor = trial.actors.all[actor_id]
         agent = _user_call(self._name, "__init__", trial_id, self._type, trial, actor, config)
         if not hasattr(agent, "trial"):  # an __init__ override that forgot super().__init__
@@ -177,8 +179,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                 f"trial {trial_id}: observation of actor {request.actor_id}",
             )
             session.observation = full
-            tick_id = trial.tick_id = observation.tick_id
-            mark = trial._outbox.mark()
+            mark = trial.begin_tick(observation.tick_id)
             action = _user_call(self._name, "decide", trial_id, session.agent.decide, full)
             if not isinstance(action, actor_class.action_space):
                 raise WireError(
@@ -189,7 +190,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                 )
             reply = agent_pb2.AgentDecideReply()
             reply.action.content = action.SerializeToString()
-            feedbacks, messages = trial._outbox.drain(mark, tick_id)
+            feedbacks, messages = trial.take_outgoing(mark)
             if feedbacks:
                 reply.feedbacks.extend(feedbacks)
             if messages:
@@ -237,7 +238,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 class _EnvSession:
     __slots__ = ("classes", "ended", "env", "keeper", "lock", "trial")
 
-    def __init__(self, env: Environment, trial: Trial, classes: list[ActorClass]) -> None:
+    def __init__(self, env: Environment, trial: ServiceTrial, classes: list[ActorClass]) -> None:
         self.env = env
         self.trial = trial
         self.classes = classes
@@ -297,7 +298,7 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
             request.HasField("trial_config"),
             f"trial {trial_id}: trial_config",
         )
-        trial = Trial(trial_id, settings, counts, trial_config)
+        trial = ServiceTrial(trial_id, settings, counts, trial_config)
         env = _user_call(self._name, "__init__", trial_id, self._type, trial)
         if not hasattr(env, "trial"):  # an __init__ override that forgot super().__init__
             Environment.__init__(env, trial)
@@ -335,15 +336,15 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
                 trial_id,
             )
             tick_id = trial.tick_id
-            mark = trial._outbox.mark()
+            mark = trial.begin_tick(tick_id)
             value = _user_call(self._name, "update", trial_id, env.update, actions)
             packed = self._pack(session, "update", value, True)
             if request.reply_with_snapshot:
                 packed = session.keeper.snapshots()
-            trial.tick_id = tick_id + 1
+            feedbacks, messages = trial.take_outgoing(mark)
+            trial.advance()
             reply = environment_pb2.EnvUpdateReply()
             packed.fill(reply.observation_set, tick_id + 1, time.time_ns())
-            feedbacks, messages = trial._outbox.drain(mark, tick_id)
             if feedbacks:
                 reply.feedbacks.extend(feedbacks)
             if messages:
