@@ -4,8 +4,8 @@ Everything that packs or unpacks a cogment protobuf for the SDK services lives h
 observation sets (one message for everyone, or an ObservationTable, deduplicated by object
 identity, snapshot or delta), the snapshots kept for `reply_with_snapshot`, actions,
 feedback and messages, configs, and `TrialParams` <-> `TrialParameters` for pre-trial hooks.
-A request or a user result that cannot cross the wire raises `WireError`, which carries
-the gRPC status the server answers with.
+A request or a user result that cannot cross the wire raises `cogment.errors.StatusError`
+with the gRPC status the server answers with.
 """
 
 from __future__ import annotations
@@ -19,20 +19,12 @@ from google.protobuf.message import DecodeError, Message
 
 from cogment.api import common_pb2, environment_pb2
 from cogment.delta import ActionsTable, ObservationTable, apply_delta
+from cogment.errors import StatusError
 from cogment.hooks import ActorParameters, EnvironmentParameters, TrialParameters
 from cogment.settings import ActorClass, ActorClassList, Settings
 from cogment.version import version_entries
 
 UserData = Union[Message, bytes, None]
-
-
-class WireError(Exception):
-    """A request or a user result that cannot cross the wire; `code` is the gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _type_name(message_type: Any) -> str:
@@ -53,7 +45,7 @@ def decode(message_type: type[Message], content: bytes, what: str) -> Message:
     try:
         return message_type.FromString(content)
     except (DecodeError, ValueError, TypeError) as error:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{what}: cannot parse {len(content)} bytes as {_type_name(message_type)} ({error})",
         ) from None
@@ -118,7 +110,7 @@ def class_of_actor(
 ) -> tuple[ActorClass, int]:
     """The class of the actor `actor_id` and its index within that class."""
     if len(actor_counts) != len(actor_classes):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"trial {trial_id}: actor_counts {list(actor_counts)} has {len(actor_counts)} "
             f"entries, the project has {len(actor_classes)} actor classes ({', '.join(actor_classes.ids)})",
@@ -128,7 +120,7 @@ def class_of_actor(
         if start <= actor_id < start + count:
             return actor_class, actor_id - start
         start += count
-    raise WireError(
+    raise StatusError(
         grpc.StatusCode.INVALID_ARGUMENT,
         f"trial {trial_id}: no actor {actor_id} (the trial has {start} actors, "
         f"actor_counts {list(actor_counts)})",
@@ -152,7 +144,7 @@ def parse_actions(
     """The ActionsTable of an ActionSet, each action parsed with its class's action space."""
     contents = action_set.actions
     if len(contents) != len(classes):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"trial {trial_id}: the ActionSet holds {len(contents)} actions, "
             f"the trial has {len(classes)} actors",
@@ -162,7 +154,7 @@ def parse_actions(
         try:
             actions.append(actor_class.action_space.FromString(content))
         except (DecodeError, ValueError, TypeError):
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"trial {trial_id}: the action of actor {actor_id} (class {actor_class.id!r}) "
                 f"is not a valid {_type_name(actor_class.action_space)} ({len(content)} bytes)",
@@ -180,7 +172,7 @@ def unpack_observation(
     if data.snapshot:
         return decode(actor_class.observation_space, data.content, what)
     if previous is None:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{what}: a delta arrived before any snapshot (the first observation must be a snapshot)",
         )
@@ -188,7 +180,7 @@ def unpack_observation(
     try:
         return apply_delta(actor_class, previous, delta)
     except Exception as error:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"{what}: the delta_apply_fn of actor class {actor_class.id!r} failed: "
             f"{type(error).__name__}: {error}",
@@ -230,14 +222,14 @@ def pack_observations(
     An object given to several actors is serialized and sent once.
 
     Raises:
-        WireError: INTERNAL, naming the actor and the expected type, for a value that does
+        StatusError: INTERNAL, naming the actor and the expected type, for a value that does
             not fit (missing entry, wrong type, a delta where a snapshot is needed).
     """
     packed = PackedObservations()
     seen: dict[tuple[int, bool], int] = {}
     if isinstance(value, ObservationTable):
         if len(value.all) != len(classes):
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
                 f"the ObservationTable has {len(value.all)} entries, the trial has {len(classes)} actors",
             )
@@ -245,34 +237,34 @@ def pack_observations(
     elif isinstance(value, Message):
         entries = [(value, None) for _ in classes]  # type: ignore[misc]
     else:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"expected an observation message or an ObservationTable, got {type(value).__name__}",
         )
     for actor_id, ((obs, snapshot), actor_class) in enumerate(zip(entries, classes)):
         if obs is None:
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
                 f"no observation for actor {actor_id} (class {actor_class.id!r}) in the ObservationTable",
             )
         if snapshot is None:  # one message for everyone: its type tells snapshot from delta
             snapshot = isinstance(obs, actor_class.observation_space)
             if not snapshot and not isinstance(obs, actor_class.observation_delta):
-                raise WireError(
+                raise StatusError(
                     grpc.StatusCode.INTERNAL,
                     f"actor {actor_id} (class {actor_class.id!r}) expects an observation of "
                     f"type {_type_name(actor_class.observation_space)}, got {type(obs).__name__}",
                 )
         expected = actor_class.observation_space if snapshot else actor_class.observation_delta
         if not isinstance(obs, expected):
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
                 f"actor {actor_id} (class {actor_class.id!r}) expects "
                 f"{'an observation' if snapshot else 'a delta'} of type {_type_name(expected)}, "
                 f"got {type(obs).__name__}",
             )
         if not snapshot and not allow_deltas:
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
                 f"actor {actor_id} (class {actor_class.id!r}) got a delta for its first "
                 "observation; the first observation must be a snapshot",
@@ -350,7 +342,7 @@ class SnapshotKeeper:
                         actor_class, observation, actor_class.observation_delta.FromString(delta)
                     )
                 except Exception as error:
-                    raise WireError(
+                    raise StatusError(
                         grpc.StatusCode.INTERNAL,
                         f"{what}: the delta_apply_fn failed: {type(error).__name__}: {error}",
                     ) from error
@@ -383,12 +375,12 @@ def _encode_param_config(
     if isinstance(config, bytes):
         content = config
     elif config_type is not None and not isinstance(config, config_type):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"{what}: expected {_type_name(config_type)}, got {type(config).__name__}",
         )
     elif not isinstance(config, Message):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"{what}: expected a protobuf message, bytes or None, got {type(config).__name__}",
         )
@@ -441,7 +433,7 @@ def params_from_proto(params: common_pb2.TrialParams, settings: Settings) -> Tri
 def params_to_proto(value: Any, settings: Settings) -> common_pb2.TrialParams:
     """Encodes what a hook returned; INTERNAL naming the offending field."""
     if not isinstance(value, TrialParameters):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"expected cogment.TrialParameters, got {type(value).__name__}",
         )
@@ -460,7 +452,7 @@ def params_to_proto(value: Any, settings: Settings) -> common_pb2.TrialParams:
                 f"trial_params.actors[{i}].config",
             )
     except (TypeError, ValueError, AttributeError) as error:
-        raise WireError(grpc.StatusCode.INTERNAL, f"invalid trial parameters: {error}") from None
+        raise StatusError(grpc.StatusCode.INTERNAL, f"invalid trial parameters: {error}") from None
     _encode_param_config(
         params.trial_config,
         settings.trial.config_type,

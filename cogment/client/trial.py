@@ -32,8 +32,8 @@ from cogment.client.ending import REASON_CLIENT
 from cogment.client.link import TrialLink
 from cogment.client.slot import slot_class, slot_config, type_name
 from cogment.client.stream import ActionStream
-from cogment.errors import CogmentError, CogmentRpcError, TrialError
-from cogment.protocol import UserData, WireError, unpack_observation
+from cogment.errors import CogmentError, CogmentRpcError, StatusError, TrialError
+from cogment.protocol import UserData, unpack_observation
 from cogment.settings import ActorClass
 from cogment.trial import Trial
 
@@ -358,7 +358,7 @@ class ClientTrial(TrialLink, Trial):
                 self._observation,
                 f"trial {self._id}: observation of actor {self._actor_id}",
             )
-        except WireError as error:
+        except StatusError as error:
             raise CogmentError(error.message) from None
         self._tick_id = observation.tick_id
 
