@@ -42,7 +42,7 @@ import traceback
 from typing import Any, Optional
 
 from benchmarks import soak_report, sysinfo
-from benchmarks.procs import Worker, WorkerError, install_cleanup, reap_all
+from benchmarks.procs import Worker, install_cleanup, reap_all
 from benchmarks.project import BenchProject
 
 SOAK_PROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "soak_project")
@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options(args: argparse.Namespace) -> Options:
-    seconds = args.seconds if args.seconds is not None else 60.0 * (args.minutes or 2.0)
+    minutes = 2.0 if args.minutes is None else args.minutes
+    seconds = args.seconds if args.seconds is not None else 60.0 * minutes
     if seconds <= 0:
         raise SystemExit("error: the run must last more than 0 s")
     warmup = args.warmup if args.warmup is not None else min(max(0.25 * seconds, 4.0), 300.0)
@@ -390,7 +391,7 @@ def run(opts: Options) -> int:
         cluster.start()
         soak = Soak(opts, cluster)
         soak.run()
-    except (WorkerError, OSError) as failure:
+    except Exception as failure:  # a process died or hung, or a bug of the soak: reported
         error = f"{type(failure).__name__}: {failure}"
         traceback.print_exc()
     finally:
