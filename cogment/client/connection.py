@@ -40,13 +40,14 @@ from cogment.client.heartbeat import Beating, HeartbeatThread
 from cogment.client.interface import CONNECTION_TIMEOUT, Deadline, UseConnectionTimeout
 from cogment.client.slot import type_name
 from cogment.client.trial import ClientTrial
-from cogment.constants import UNLIMITED_MESSAGES
+from cogment.constants import ACTOR_CLASS_METADATA, SESSION_ID_METADATA, UNLIMITED_MESSAGES
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
     ConfigurationError,
     LifecycleError,
     from_rpc_error,
+    is_wrong_slot,
 )
 from cogment.settings import ActorClass, Settings
 
@@ -168,7 +169,7 @@ class Connection:
             raise ConfigurationError(BAD_ENDPOINT.format(endpoint=endpoint))
         self._timeout = timeout
         self._session_id = str(uuid.uuid4())
-        self._metadata = (("session_id", self._session_id),)
+        self._metadata = ((SESSION_ID_METADATA, self._session_id),)
         self._lock = threading.Lock()
         self._state = ConnectionState.OPEN
         self._trials: list[ClientTrial] = []
@@ -295,9 +296,13 @@ class Connection:
         """
         actor_class = self._actor_class(actor_class)
         request = orchestrator_pb2.TrialJoinRequest(trial_id=trial_id, actor_id=actor_id)
+        # the orchestrator refuses a slot of another class before taking it
+        metadata = (*self._metadata, (ACTOR_CLASS_METADATA, actor_class.id))
         try:
-            reply = self.call_unary("Join", request)
+            reply = self._call("Join", request, self._timeout, metadata)
         except CogmentRpcError as error:
+            if error.code is grpc.StatusCode.INVALID_ARGUMENT and is_wrong_slot(error.message):
+                raise ConfigurationError(error.message) from None
             raise classify(error) from None
         trial = ClientTrial(self, actor_class, reply)
         self._adopt(trial)
@@ -369,10 +374,13 @@ class Connection:
             CogmentRpcError: the call failed (its `details`: gRPC's debug string).
             LifecycleError: the connection is closed.
         """
-        self.ensure_open()
         deadline = self._timeout if isinstance(timeout, UseConnectionTimeout) else timeout
+        return self._call(method, request, deadline, self._metadata)
+
+    def _call(self, method: str, request: Any, deadline: Optional[float], metadata: Any) -> Any:
+        self.ensure_open()
         try:
-            return getattr(self._stub, method)(request, timeout=deadline, metadata=self._metadata)
+            return getattr(self._stub, method)(request, timeout=deadline, metadata=metadata)
         except grpc.RpcError as error:
             # one traceback for the user, not gRPC's internals first: the original's debug
             # string stays in `details`
