@@ -181,7 +181,10 @@ def _fmt(key: str, value: Any) -> str:
 def figures(soak: Soak, results: Results) -> dict[str, Any]:
     """The run's figures: trials by ending and outcome, rates, latencies, recoveries."""
     outcomes = _outcomes(results)
-    total = sum(sum(c.values()) for c in outcomes.values())
+    attempts: collections.Counter[str] = collections.Counter()
+    for result in results:
+        attempts.update((result or {}).get("attempts", {}))
+    total = sum(attempts.values())
     elapsed = max(soak.elapsed(), 1e-9)
     recoveries = [r for r in _recoveries(soak, results) if r != float("inf")]
 
@@ -210,6 +213,7 @@ def figures(soak: Soak, results: Results) -> dict[str, Any]:
         "trials": total,
         "trials_per_s": round(total / elapsed, 1),
         "ticks": sum(int((r or {}).get("ticks", 0)) for r in results),
+        "attempts": dict(sorted(attempts.items())),
         "outcomes": {k: dict(v) for k, v in sorted(outcomes.items())},
         "start_latency_s": worst("start_latency"),
         "slow_hook_start_latency_s": worst("slow_start_latency"),
@@ -286,7 +290,10 @@ def render(document: dict[str, Any]) -> str:
         f"{figs['ticks']} ticks"
     )
     for kind, counts in figs["outcomes"].items():
-        out.append(f"  {kind:<10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        out.append(
+            f"  {kind:<10} {figs['attempts'].get(kind, 0):6d} trials: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        )
     lat, slow = figs["start_latency_s"], figs["slow_hook_start_latency_s"]
     if lat.get("n"):
         out.append(

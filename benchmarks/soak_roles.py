@@ -6,9 +6,10 @@ Roles:
   soak-orchestrator                 `cogment.Orchestrator` on the soak's cogment.yaml; stats:
                                     `trials` (live trials)
   soak-client                       threads that start and end trials without pause, each
-                                    with one of the endings of `ENDINGS`; commands `pause`
-                                    (start no more trials) and `resume`; its result tells
-                                    every outcome
+                                    with one of the endings of `ENDINGS`; commands `prime`
+                                    (see `_prime`), `pause` (start no more trials) and
+                                    `resume` (it starts paused); its result tells every
+                                    outcome
 
 The client checks each trial's outcome against its ending; anything else is `unexpected`
 (the soak fails on it).
@@ -192,6 +193,7 @@ class _Tally:
         self.reap_lag: list[float] = []  # s from max_inactivity to a vanished trial seen ended
         self.ticks = 0
         self.busy = 0
+        self.attempts: collections.Counter[str] = collections.Counter()  # trials tried, by kind
 
     def outcome(self, kind: str, what: str) -> None:
         with self.lock:
@@ -334,6 +336,7 @@ def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
                 n += 1
                 with tally.lock:
                     tally.busy += 1
+                    tally.attempts[kind] += 1
                 try:
                     runner.run(kind, rng, connection, slow)
                 except Exception as error:  # a bug of the soak itself: counted, never silent
@@ -349,7 +352,7 @@ def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
             return {
                 "busy": tally.busy,
                 "checks": len(vanished),
-                "trials": sum(sum(c.values()) for c in tally.outcomes.values()),
+                "trials": sum(tally.attempts.values()),
                 "unexpected": tally.unexpected_count,
             }
 
@@ -367,6 +370,7 @@ def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
     checker_connection.close()
     with tally.lock:
         return {
+            "attempts": dict(tally.attempts),
             "outcomes": {k: dict(v) for k, v in tally.outcomes.items()},
             "unexpected": list(tally.unexpected),
             "unexpected_count": tally.unexpected_count,
@@ -425,6 +429,8 @@ class _TrialRunner:
         from cogment.errors import CogmentError
 
         delay = self._args.prime_delay
+        with self._tally.lock:
+            self._tally.attempts["prime"] += 1
         config = self._config_type(
             max_inactivity=LONG_INACTIVITY, hook_delay=delay, start_delay=delay
         )

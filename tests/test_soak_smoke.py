@@ -16,7 +16,7 @@ from benchmarks import soak_report
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = [
-    *("--seconds", "5", "--warmup", "2", "--interval", "1"),
+    *("--seconds", "6", "--warmup", "2", "--interval", "1"),
     *("--kill-every", "1.5", "--down", "0.3", "--vanish-inactivity", "1"),
     *("--prime-delay", "0.5", "--hook-delay", "0.3"),
 ]
