@@ -32,6 +32,8 @@ not run. Every wait is bounded; the processes are reaped on every exit (Ctrl-C i
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -133,16 +135,22 @@ def options(args: argparse.Namespace) -> Options:
     )
 
 
-def process_sample(pid: int) -> Optional[dict[str, int]]:
-    """RSS (KiB), threads and open fds of a process, from /proc (None once it is gone)."""
+def process_sample(pid: int) -> Optional[dict[str, Any]]:
+    """RSS (KiB), threads, open fds and the names of the threads (grpc names its own, e.g.
+    `event_engine`; Python's are named after the program) of a process, from /proc (None
+    once it is gone)."""
     status = sysinfo.proc_status(pid)
     if status is None:
         return None
+    names: collections.Counter[str] = collections.Counter()
     try:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/comm") as f:
+                names[f.read().strip()] += 1
     except OSError:
         return None
-    return {**status, "fds": fds}
+    return {**status, "fds": fds, "thread_names": dict(names)}
 
 
 class Cluster:
@@ -266,9 +274,11 @@ class Soak:
     def sample(self, phase: str) -> dict[str, Any]:
         cluster = self.cluster
         row: dict[str, Any] = {"t": round(self.elapsed(), 1), "phase": phase, "time": time.time()}
-        row["trials"] = int((cluster.stats("orchestrator") or {}).get("trials", -1))
+        orchestrator = cluster.stats("orchestrator") or {}
+        row["trials"] = int(orchestrator.get("trials", -1))
         sessions: dict[str, Optional[int]] = {}
-        row["py_threads"] = {}
+        # Python threads by name (GrpcServer's call pool is one name)
+        row["py_threads"] = {"orchestrator": orchestrator.get("py_threads")}
         for name in ("env", "agent", "victim", "hook"):
             stats = cluster.stats(name)
             if name != "hook":
@@ -280,6 +290,8 @@ class Soak:
             key: sum(int(c.get(key, 0)) for c in clients)
             for key in ("busy", "checks", "trials", "unexpected")
         }
+        for i, stats in enumerate(clients):
+            row["py_threads"][f"client{i}"] = stats.get("py_threads")
         row["procs"] = {
             name: {"pid": worker.pid, **(process_sample(worker.pid) or {})}
             for name, worker in cluster.processes().items()

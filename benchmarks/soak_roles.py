@@ -21,7 +21,9 @@ import argparse
 import collections
 import contextlib
 import logging
+import math
 import random
+import re
 import sys
 import threading
 import time
@@ -140,11 +142,15 @@ def _serve(ctl: Control, argv: list[str], which: str) -> None:
     server.stop()
 
 
+_THREAD_ID = re.compile(r"[-_](?:[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|[0-9a-f]{6,}|\d+)$")
+
+
 def _thread_groups() -> dict[str, int]:
-    """Python threads by name, without their number (`cogment-SoakEnv_3` -> `cogment-SoakEnv`)."""
+    """Python threads by name, without their number or id (`cogment-SoakEnv_3` ->
+    `cogment-SoakEnv`, `cogment-heartbeat-1e3aec` -> `cogment-heartbeat`)."""
     groups: collections.Counter[str] = collections.Counter()
     for thread in threading.enumerate():
-        groups[thread.name.rstrip("0123456789").rstrip("_-")] += 1
+        groups[_THREAD_ID.sub("", thread.name)] += 1
     return dict(groups)
 
 
@@ -171,7 +177,7 @@ def role_orchestrator(ctl: Control, argv: list[str]) -> None:
 
     orchestrator = cogment.Orchestrator(args.file, port=args.port)
     orchestrator.start()
-    ctl.stats = lambda: {"trials": orchestrator.trial_count}
+    ctl.stats = lambda: {"trials": orchestrator.trial_count, "py_threads": _thread_groups()}
     ctl.ready(port=orchestrator.port)
     ctl.stop.wait()
     orchestrator.stop()
@@ -188,9 +194,9 @@ class _Tally:
         self.unexpected: list[str] = []
         self.unexpected_count = 0
         self.victim_events: list[tuple[float, str]] = []  # (time.time(), what): see victim()
-        self.start_latency: list[float] = []  # trials without a slow hook
-        self.slow_start_latency: list[float] = []
-        self.reap_lag: list[float] = []  # s from max_inactivity to a vanished trial seen ended
+        self.start_latency = _Histogram()  # trials without a slow hook
+        self.slow_start_latency = _Histogram()
+        self.reap_lag = _Histogram()  # s from max_inactivity to a vanished trial seen ended
         self.ticks = 0
         self.busy = 0
         self.attempts: collections.Counter[str] = collections.Counter()  # trials tried, by kind
@@ -217,15 +223,38 @@ class _Tally:
                 self.unexpected.append(f"{time.strftime('%H:%M:%S')} {kind}: {text}")
 
 
-def _quantiles(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
+class _Histogram:
+    """Durations in log-spaced bins (5 % wide, 1 ms to ~2 h): quantiles in constant memory,
+    so that a long soak does not grow the client processes it samples."""
 
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+    STEP = 1.05
+    FLOOR = 0.001
 
-    return {"n": len(ordered), "p50": at(0.5), "p95": at(0.95), "max": round(ordered[-1], 4)}
+    def __init__(self) -> None:
+        self._bins: collections.Counter[int] = collections.Counter()
+        self.n = 0
+        self.max = 0.0
+
+    def append(self, value: float) -> None:
+        index = 0 if value <= self.FLOOR else 1 + int(math.log(value / self.FLOOR, self.STEP))
+        self._bins[min(index, 320)] += 1
+        self.n += 1
+        self.max = max(self.max, value)
+
+    def quantiles(self) -> dict[str, Any]:
+        """n, p50, p95 (each the upper edge of its bin) and max."""
+        if not self.n:
+            return {"n": 0}
+
+        def at(q: float) -> float:
+            seen, wanted = 0, q * self.n
+            for index in sorted(self._bins):
+                seen += self._bins[index]
+                if seen >= wanted:
+                    return round(min(self.max, self.FLOOR * self.STEP**index), 4)
+            return round(self.max, 4)
+
+        return {"n": self.n, "p50": at(0.5), "p95": at(0.95), "max": round(self.max, 4)}
 
 
 class _Vanished:
@@ -354,6 +383,7 @@ def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
                 "checks": len(vanished),
                 "trials": sum(tally.attempts.values()),
                 "unexpected": tally.unexpected_count,
+                "py_threads": _thread_groups(),
             }
 
     ctl.stats = stats
@@ -375,9 +405,9 @@ def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
             "unexpected": list(tally.unexpected),
             "unexpected_count": tally.unexpected_count,
             "victim_events": list(tally.victim_events),
-            "start_latency": _quantiles(tally.start_latency),
-            "slow_start_latency": _quantiles(tally.slow_start_latency),
-            "reap_lag": _quantiles(tally.reap_lag),
+            "start_latency": tally.start_latency.quantiles(),
+            "slow_start_latency": tally.slow_start_latency.quantiles(),
+            "reap_lag": tally.reap_lag.quantiles(),
             "ticks": tally.ticks,
             "pending_checks": len(vanished),
             "stuck_threads": sum(t.is_alive() for t in threads),
