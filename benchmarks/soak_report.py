@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, Optional
 if TYPE_CHECKING:
     from benchmarks.soak import Soak
 
-METRICS = (("rss_kib", "RSS"), ("threads", "threads"), ("fds", "fds"))
+METRICS = (("rss_kib", "RSS"), ("own_threads", "threads"), ("fds", "fds"))
+"""What must come back to the baseline (`own_threads`: without grpc core's event_engine
+pool, see `benchmarks.soak.GRPC_POOL_THREAD`)."""
 TABLE_ROLES = ("orchestrator", "env", "agent", "hook", "victim")
 MAX_ROWS = 40  # rows of the printed table; the JSON has every sample
 
@@ -162,6 +164,7 @@ def checks(
             parts.append(
                 f"{label} {_fmt(key, b[key])} -> {_fmt(key, f[key])}" + (" !" if grown else "")
             )
+        parts.append(f"(grpc pool {b.get('grpc_pool')} -> {f.get('grpc_pool')})")
         check(
             f"{role}: RSS, threads, fds within {GROWTH_LIMIT:.0%} of the baseline",
             ok,
@@ -237,7 +240,7 @@ def progress(row: dict[str, Any]) -> str:
     """One line for a sample, printed while the soak runs."""
     procs = row.get("procs") or {}
     cells = ", ".join(
-        f"{role} {p['rss_kib'] / 1024:.1f} MiB/{p['threads']} thr/{p['fds']} fds"
+        f"{role} {p['rss_kib'] / 1024:.1f} MiB/{p['own_threads']}+{p['grpc_pool']} thr/{p['fds']} fds"
         for role, p in procs.items()
         if role in TABLE_ROLES and "rss_kib" in p
     )
@@ -251,8 +254,9 @@ def progress(row: dict[str, Any]) -> str:
 
 def _cell(proc: dict[str, Any]) -> str:
     if "rss_kib" not in proc:
-        return f"{'(down)':>16}"
-    return f"{proc['rss_kib'] / 1024:7.1f} {proc['threads']:3d} {proc['fds']:4d}"
+        return f"{'(down)':>19}"
+    threads = f"{proc['own_threads']}+{proc['grpc_pool']}"
+    return f"{proc['rss_kib'] / 1024:7.1f} {threads:>6} {proc['fds']:4d}"
 
 
 def table(samples: list[dict[str, Any]]) -> str:
@@ -263,8 +267,8 @@ def table(samples: list[dict[str, Any]]) -> str:
     head1 = f"{'':>7} {'':<9} {'live':>5} {'sessions':>10} {'trials':>7} "
     head2 = f"{'t (s)':>7} {'phase':<9} {'trials':>5} {'env/ag/vi':>10} {'done':>7} "
     for role in TABLE_ROLES:
-        head1 += f"| {role:^16} "
-        head2 += f"| {'MiB':>7} {'thr':>3} {'fds':>4} "
+        head1 += f"| {role:^19} "
+        head2 += f"| {'MiB':>7} {'thr+g':>6} {'fds':>4} "
     lines = [head1.rstrip(), head2.rstrip(), "-" * len(head2.rstrip())]
     for s in rows:
         sessions = s.get("sessions") or {}
@@ -278,6 +282,9 @@ def table(samples: list[dict[str, Any]]) -> str:
         for role in TABLE_ROLES:
             line += f"| {_cell((s.get('procs') or {}).get(role) or {})} "
         lines.append(line.rstrip())
+    lines.append(
+        "thr+g: threads (those the check counts) + grpc core's own event_engine pool (reported)"
+    )
     return "\n".join(lines)
 
 
@@ -312,7 +319,7 @@ def render(document: dict[str, Any]) -> str:
         + (f"median {rec['median']} s, max {rec['max']} s" if rec["n"] else "-")
     )
     out.append(f"quiesce (all trials ended) took: {figs['drain_s']}")
-    out.append("resources, baseline -> end:")
+    out.append("resources, baseline -> end (threads: without grpc's own event_engine pool):")
     for role, pair in figs["resources"].items():
         b, f = pair["baseline"], pair["final"]
         if not b or not f or "rss_kib" not in b or "rss_kib" not in f:
@@ -325,6 +332,7 @@ def render(document: dict[str, Any]) -> str:
                 f"{label} {_fmt(key, b[key])} -> {_fmt(key, f[key])} ({_pct(b[key], f[key])})"
                 for key, label in METRICS
             )
+            + f", grpc pool {b.get('grpc_pool')} -> {f.get('grpc_pool')}"
             + note
         )
     out.append("checks:")

@@ -55,12 +55,21 @@ def test_a_short_soak_runs_and_passes(tmp_path: Any) -> None:
     final = document["samples"][-1]
     assert final["trials"] == 0 and not any(final["sessions"].values())
     for role in ("orchestrator", "env", "agent", "hook"):
-        assert {"rss_kib", "threads", "fds"} <= set(final["procs"][role]), final["procs"][role]
+        assert {"rss_kib", "threads", "own_threads", "grpc_pool", "fds"} <= set(
+            final["procs"][role]
+        ), final["procs"][role]
 
 
 def _sample(trials: int, rss: int, threads: int, fds: int) -> dict[str, Any]:
     procs = {
-        role: {"pid": 1, "rss_kib": rss, "threads": threads, "fds": fds}
+        role: {
+            "pid": 1,
+            "rss_kib": rss,
+            "threads": threads + 4,
+            "own_threads": threads,
+            "grpc_pool": 4,
+            "fds": fds,
+        }
         for role in ("orchestrator", "env", "agent", "hook")
     }
     return {"trials": trials, "sessions": {"env": 0, "agent": 0, "victim": 0}, "procs": procs}
