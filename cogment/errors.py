@@ -5,6 +5,7 @@
     * CogmentRpcError: a gRPC call failed; carries `code`, `message` and `details`.
         * TrialError: a trial ended because of a failure (service error, unreachable...).
     * TrialEndedError: an operation was attempted on a trial that is already over.
+    * DatalogError: a datalog store cannot be opened, read or written.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class ConfigurationError(CogmentError):
 
 class TrialEndedError(CogmentError):
     """The trial is over; nothing more can be done with it."""
+
+
+class DatalogError(CogmentError):
+    """A datalog store cannot be opened, read or written (not a datalog, a newer schema,
+    an unknown trial, a failing disk)."""
 
 
 class CogmentRpcError(CogmentError):

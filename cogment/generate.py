@@ -31,6 +31,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from cogment.errors import ConfigurationError
 from cogment.protoc import compile_protos
 from cogment.settings import (
+    DEFAULT_MAX_QUEUE_BYTES,
     ActorClass,
     ActorClassList,
     EnvironmentSettings,
@@ -257,11 +258,7 @@ def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
         sort_dicts=False,
         width=92,
     )
-    datalog = (
-        f"_cs.DatalogSettings(type={spec.datalog_type!r}, url={spec.datalog_url!r})"
-        if spec.datalog_type and spec.datalog_url
-        else "None"
-    )
+    datalog = _render_datalog(spec)
     indented_params = params_literal.replace("\n", "\n    ")
     return (
         f'"""Settings of the project {spec.path}.\n\n'
@@ -284,6 +281,23 @@ def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
         "ActionsTable = actions_table_type(actor_classes)\n"
         "ObservationsTable = observations_table_type(actor_classes)\n"
     )
+
+
+def _render_datalog(spec: ProjectSpec) -> str:
+    """The `datalog = ...` expression of cog_settings.py (a sqlite path relative to
+    cogment.yaml is resolved against `project_file` when the settings are imported)."""
+    if spec.datalog_type is None:
+        return "None"
+    args = [f"type={spec.datalog_type!r}"]
+    if spec.datalog_type == "grpc":
+        args.append(f"url={spec.datalog_url!r}")
+    else:
+        args.append(f"path=_os.path.join(_os.path.dirname(project_file), {spec.datalog_path!r})")
+    if spec.datalog_on_failure != "end":
+        args.append(f"on_failure={spec.datalog_on_failure!r}")
+    if spec.datalog_max_queue_bytes != DEFAULT_MAX_QUEUE_BYTES:
+        args.append(f"max_queue_bytes={spec.datalog_max_queue_bytes!r}")
+    return "_cs.DatalogSettings(\n    " + ",\n    ".join(args) + ",\n)"
 
 
 def generate(yaml_path: str, python_dir: str) -> str:

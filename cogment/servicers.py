@@ -31,6 +31,7 @@ from cogment.api import (
 from cogment.delta import actions_table_type
 from cogment.environment import Environment
 from cogment.errors import ConfigurationError
+from cogment.exporter import LogExporter
 from cogment.hooks import TrialHooks
 from cogment.protocol import (
     SnapshotKeeper,
@@ -442,7 +443,7 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
             "GrpcServer: settings must be the project's generated cog_settings module "
             f"(with actor_classes, trial and environment), got {settings!r}"
         )
-    bases = "cogment.Agent, cogment.Environment or cogment.TrialHooks"
+    bases = "cogment.Agent, cogment.Environment, cogment.TrialHooks or cogment.LogExporter"
     if not isinstance(service_type, type):
         raise ConfigurationError(
             f"GrpcServer: expected a class (a subclass of {bases}), got {service_type!r}"
@@ -466,4 +467,8 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
             TrialHooksServicer(service_type, settings),
             hooks_pb2_grpc.add_TrialHooksServicer_to_server,
         )
+    if issubclass(service_type, LogExporter):
+        from cogment.log_servicer import LogExporterServicer, add_log_exporter
+
+        return LogExporterServicer(service_type, settings, _user_call), add_log_exporter
     raise ConfigurationError(f"GrpcServer: {name} is not a subclass of {bases}")

@@ -30,6 +30,10 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 DeltaApplyFn = Callable[[Message, Message], Message]
 
+DATALOG_TYPES = ("sqlite", "grpc", "none")
+DATALOG_ON_FAILURE = ("end", "continue")  # what a recording failure does to the trial
+DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024  # samples waiting to be stored, in bytes
+
 
 # --------------------------------------------------------------------------- spec (plain data)
 
@@ -75,8 +79,11 @@ class ProjectSpec:
     environment_config_type: Optional[str] = None
     pre_hooks: tuple[str, ...] = ()
     trial_params: TrialParamsSpec = TrialParamsSpec()
-    datalog_type: Optional[str] = None
-    datalog_url: Optional[str] = None
+    datalog_type: Optional[str] = None  # sqlite or grpc; None: no datalog
+    datalog_url: Optional[str] = None  # grpc
+    datalog_path: Optional[str] = None  # sqlite, as written (relative to cogment.yaml)
+    datalog_on_failure: str = "end"
+    datalog_max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
 
     @property
     def project_dir(self) -> str:
@@ -262,16 +269,7 @@ def parse_spec(data: Any, path: str) -> ProjectSpec:
 
     params = _parse_trial_params(r, top.get("trial_params"), class_ids)
 
-    datalog = r.map(top.get("datalog"), "datalog", ["type", "url"])
-    datalog_type = r.string(datalog.get("type"), "datalog.type") if datalog else None
-    datalog_url = None
-    if datalog:
-        if datalog_type not in ("grpc", "none"):
-            raise r.fail(
-                "datalog.type", f"{datalog_type!r} is not supported (expected grpc or none)"
-            )
-        if datalog_type == "grpc":
-            datalog_url = r.endpoint(datalog.get("url"), "datalog.url", human_ok=False)
+    datalog = _parse_datalog(r, top.get("datalog"))
 
     return ProjectSpec(
         path=path,
@@ -284,9 +282,40 @@ def parse_spec(data: Any, path: str) -> ProjectSpec:
         ),
         pre_hooks=pre_hooks,
         trial_params=params,
-        datalog_type=datalog_type if datalog_type != "none" else None,
-        datalog_url=datalog_url,
+        **datalog,
     )
+
+
+def _parse_datalog(r: _Reader, value: Any) -> dict[str, Any]:
+    """The `datalog:` section as ProjectSpec fields (none of them without a datalog)."""
+    data = r.map(value, "datalog", ["type", "path", "url", "on_failure", "max_queue_bytes"])
+    if not data:
+        return {}
+    kind = r.string(data.get("type"), "datalog.type", required=True)
+    if kind not in DATALOG_TYPES:
+        raise r.fail("datalog.type", f"{kind!r} is not supported (expected sqlite, grpc or none)")
+    if kind == "none":
+        return {}
+    for key, wanted in (("url", "grpc"), ("path", "sqlite")):
+        if key in data and kind != wanted:
+            raise r.fail(f"datalog.{key}", f"only for type {wanted} (the type is {kind})")
+    fields: dict[str, Any] = {"datalog_type": kind}
+    if kind == "grpc":
+        fields["datalog_url"] = r.endpoint(data.get("url"), "datalog.url", human_ok=False)
+    else:
+        fields["datalog_path"] = r.string(data.get("path"), "datalog.path", required=True)
+    on_failure = r.string(data.get("on_failure"), "datalog.on_failure") or "end"
+    if on_failure not in DATALOG_ON_FAILURE:
+        raise r.fail(
+            "datalog.on_failure", f"{on_failure!r} is not supported (expected end or continue)"
+        )
+    fields["datalog_on_failure"] = on_failure
+    if "max_queue_bytes" in data:
+        size = r.count(data.get("max_queue_bytes"), "datalog.max_queue_bytes")
+        if size < 1024:
+            raise r.fail("datalog.max_queue_bytes", f"{size} is too small (at least 1024)")
+        fields["datalog_max_queue_bytes"] = size
+    return fields
 
 
 def _parse_actor_class(
@@ -453,10 +482,47 @@ class EnvironmentSettings:
 
 @dataclasses.dataclass(frozen=True)
 class DatalogSettings:
-    """`cog_settings.datalog`: where the orchestrator streams each trial's record."""
+    """`cog_settings.datalog`: where the orchestrator records each trial.
+
+    Attributes:
+        type: `sqlite` (the orchestrator writes `path` itself), `grpc` (it streams to the
+            LogExporter at `url`) or `none`.
+        url: the LogExporter's endpoint, `grpc://host:port` (type grpc).
+        path: the SQLite file (type sqlite); generated settings hold it absolute.
+        on_failure: `end` (a recording failure ends the trial, with a reason naming the
+            datalog) or `continue` (trials go on; lost samples are counted).
+        max_queue_bytes: how many bytes of samples may wait to be stored before ticks wait.
+    """
 
     type: str
-    url: str
+    url: str = ""
+    path: str = ""
+    on_failure: str = "end"
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.type not in DATALOG_TYPES:
+            raise ConfigurationError(
+                f"datalog type {self.type!r} is not supported (expected sqlite, grpc or none)"
+            )
+        if self.type == "grpc" and not is_grpc_endpoint(self.url):
+            raise ConfigurationError(f"datalog url {self.url!r} is not grpc://host:port")
+        if self.type == "sqlite" and not self.path:
+            raise ConfigurationError("a sqlite datalog needs a path")
+        if self.on_failure not in DATALOG_ON_FAILURE:
+            raise ConfigurationError(
+                f"datalog on_failure {self.on_failure!r} is not supported (expected end or "
+                "continue)"
+            )
+        if self.max_queue_bytes < 1024:
+            raise ConfigurationError(
+                f"datalog max_queue_bytes {self.max_queue_bytes} is too small (at least 1024)"
+            )
+
+    @property
+    def where(self) -> str:
+        """How log lines and trial end reasons name this datalog."""
+        return self.url if self.type == "grpc" else f"sqlite:{self.path}"
 
 
 class Settings(Protocol):

@@ -16,6 +16,7 @@ from cogment.settings import ActorClass
 from .endpoints import Endpoints
 
 if TYPE_CHECKING:
+    from .datalog import Recorder
     from .registry import Registry
 
 log = logging.getLogger("cogment.orchestrator")
@@ -31,14 +32,15 @@ class TrialFailure(Exception):
 
 @dataclasses.dataclass
 class Runtime:
-    """What every trial shares: the project, the channels, the deadlines, the registry."""
+    """What every trial shares: the project, the channels, the deadlines, the registry,
+    the recorder of the datalog (None: trials are not recorded)."""
 
     settings: Any
     endpoints: Endpoints
     registry: Registry
     default_params: common_pb2.TrialParams
     pre_hooks: Sequence[str]
-    datalog_endpoint: Optional[str]
+    recorder: Optional[Recorder]
     response_timeout: float
     end_timeout: float
 

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace, settings: object) -> None:
+    from .datalog import describe
     from .service import OrchestratorServer
 
     server = OrchestratorServer(settings, response_timeout=args.response_timeout)
@@ -81,7 +82,10 @@ async def _serve(args: argparse.Namespace, settings: object) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
             loop.add_signal_handler(sig, stop.set)
     project = getattr(settings, "project_file", args.file)
-    print(f"orchestrator listening on {args.host}:{port} (project: {project})", flush=True)
+    recording = f"; {describe(server.datalog)}" if server.datalog is not None else ""
+    print(
+        f"orchestrator listening on {args.host}:{port} (project: {project}{recording})", flush=True
+    )
     try:
         await stop.wait()
     finally:

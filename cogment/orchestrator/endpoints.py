@@ -12,7 +12,9 @@ import grpc
 from cogment.api import (
     agent_pb2,
     agent_pb2_grpc,
+    data_pb2,
     data_pb2_grpc,
+    datalog_ext_pb2_grpc,
     environment_pb2,
     environment_pb2_grpc,
     hooks_pb2_grpc,
@@ -34,12 +36,17 @@ _STUB_TYPES: dict[str, Any] = {
     "environment": environment_pb2_grpc.EnvironmentStub,
     "hooks": hooks_pb2_grpc.TrialHooksStub,
     "datalog": data_pb2_grpc.LogExporterStub,
+    "datalog_ext": datalog_ext_pb2_grpc.DatalogTrialsStub,
 }
 
 _ENV_REQUESTS: dict[str, Any] = {
     "Start": environment_pb2.EnvStartRequest,
     "Update": environment_pb2.EnvUpdateRequest,
 }
+
+
+def _as_is(data: bytes) -> bytes:
+    return data
 
 
 class Endpoints:
@@ -96,6 +103,30 @@ class Endpoints:
             )
             self._stubs[key] = call
         return call
+
+    def channel(self, endpoint: str) -> grpc.aio.Channel:
+        """The channel to `grpc://host:port` (opened on first use)."""
+        self._stub("datalog", endpoint)  # opens the channel
+        return self._channels[endpoint_address(endpoint)]
+
+    def datalog_log(self, endpoint: str) -> Any:
+        """LogExporter.Log at `grpc://host:port`, taking DatalogMsgs already serialized."""
+        key = ("datalog.Log", endpoint)
+        call = self._stubs.get(key)
+        if call is None:
+            call = self.channel(endpoint).stream_unary(
+                "/cogment.LogExporter/Log",
+                # bytes as they are; with None, a call the server ended reports INTERNAL
+                # instead of its status
+                request_serializer=_as_is,
+                response_deserializer=data_pb2.LogReply.FromString,
+            )
+            self._stubs[key] = call
+        return call
+
+    def datalog_ext(self, endpoint: str) -> datalog_ext_pb2_grpc.DatalogTrialsStub:
+        """cogment-py's DatalogTrials stub (how trials ended) for `grpc://host:port`."""
+        return self._stub("datalog_ext", endpoint)
 
     def agent(self, endpoint: str) -> agent_pb2_grpc.AgentStub:
         """The Agent stub for `grpc://host:port`."""

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
+from cogment.settings import DatalogSettings
 
 from .service import OrchestratorServer
 
@@ -43,7 +44,9 @@ class Orchestrator:
         response_timeout: deadline of every call to a service, in seconds.
         default_trial_params: replaces the project's default trial parameters.
         pre_hooks: replaces the project's pre-trial hook endpoints (`[]` for none).
-        datalog_endpoint: replaces the project's datalog url (`""` for none).
+        datalog: replaces the project's `datalog:` section, e.g.
+            `DatalogSettings("sqlite", path="trials.db")` (`DatalogSettings("none")`: off).
+        datalog_endpoint: a shorthand for a grpc datalog at that url (`""` for none).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Orchestrator:
         *,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        datalog: Optional[DatalogSettings] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -66,6 +70,7 @@ class Orchestrator:
             default_trial_params=default_trial_params,
             pre_hooks=pre_hooks,
             datalog_endpoint=datalog_endpoint,
+            datalog=datalog,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -126,8 +131,10 @@ class Orchestrator:
         await self._stop_event.wait()
         await self._server.stop()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ends every running trial (calling End on its services) and stops serving."""
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Ends every running trial (calling End on its services), stores what the datalog
+        queued, and stops serving; waits at most `timeout` s (by default, as long as the
+        response timeout lets the services and the datalog take)."""
         if self._state != "started":
             self._state = "stopped"
             return
@@ -137,7 +144,7 @@ class Orchestrator:
             with contextlib.suppress(RuntimeError):  # the loop already finished
                 loop.call_soon_threadsafe(event.set)
         if thread is not None:
-            thread.join(timeout)
+            thread.join(self._server.stop_timeout if timeout is None else timeout)
             if thread.is_alive():
                 raise RuntimeError("the orchestrator did not stop in time")
 

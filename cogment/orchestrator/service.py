@@ -19,11 +19,13 @@ from google.protobuf import message_factory
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.errors import ConfigurationError
+from cogment.settings import DatalogSettings
 from cogment.version import version_entries
 
 from . import params as trial_params
 from . import status, wire
 from .actors import Runtime
+from .datalog import make_recorder
 from .endpoints import Endpoints
 from .humans import Aborted, Last
 from .registry import Registry
@@ -186,7 +188,8 @@ class OrchestratorServer:
         response_timeout: deadline of every call to a service, in seconds.
         default_trial_params: replaces `settings.default_trial_params`.
         pre_hooks: replaces `settings.pre_hooks`.
-        datalog_endpoint: replaces `settings.datalog.url` ("" turns the datalog off).
+        datalog: replaces `settings.datalog` (`DatalogSettings(type="none")` turns it off).
+        datalog_endpoint: a shorthand for a grpc `datalog` at that url ("" turns it off).
     """
 
     def __init__(
@@ -196,6 +199,7 @@ class OrchestratorServer:
         default_trial_params: Optional[common_pb2.TrialParams] = None,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        datalog: Optional[DatalogSettings] = None,
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
@@ -208,18 +212,25 @@ class OrchestratorServer:
                 default_trial_params = common_pb2.TrialParams()
         if pre_hooks is None:
             pre_hooks = list(getattr(settings, "pre_hooks", None) or ())
-        if datalog_endpoint is None:
+        if datalog is None and datalog_endpoint is not None:
+            datalog = DatalogSettings("grpc", url=datalog_endpoint) if datalog_endpoint else None
+        elif datalog is None:
             datalog = getattr(settings, "datalog", None)
-            datalog_endpoint = datalog.url if datalog is not None else None
         self.registry = Registry()
         self.endpoints = Endpoints()
+        self.datalog = datalog if datalog is not None and datalog.type != "none" else None
+        self.recorder = (
+            make_recorder(self.datalog, self.endpoints, float(response_timeout))
+            if self.datalog is not None
+            else None
+        )
         self.runtime = Runtime(
             settings=settings,
             endpoints=self.endpoints,
             registry=self.registry,
             default_params=default_trial_params,
             pre_hooks=list(pre_hooks),
-            datalog_endpoint=datalog_endpoint or None,
+            recorder=self.recorder,
             response_timeout=float(response_timeout),
             end_timeout=min(float(response_timeout), END_TIMEOUT_CAP),
         )
@@ -231,7 +242,8 @@ class OrchestratorServer:
         """Binds `host:port` (0: a free port) and serves. Returns the port.
 
         Raises:
-            ConfigurationError: the address cannot be bound (in use, bad host...).
+            ConfigurationError: the address cannot be bound (in use, bad host...), or the
+                datalog's store cannot be opened.
         """
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if port:  # a clear error before grpc logs its own
@@ -245,20 +257,38 @@ class OrchestratorServer:
         if not bound:
             await server.stop(None)
             raise ConfigurationError(f"cannot listen on {address}: address in use or invalid")
+        if self.recorder is not None:
+            try:
+                await self.recorder.open()
+            except BaseException:
+                await server.stop(None)
+                raise
         await server.start()
         self._server = server
         self.port = bound
         return bound
 
     async def stop(self, grace: float = 1.0) -> None:
-        """Ends every running trial (End on its services), then stops serving."""
+        """Ends every running trial (End on its services), stores every sample the datalog
+        accepted (waiting at most the response timeout), then stops serving."""
         if self.stopping:
             return
         self.stopping = True
         await self.registry.shutdown(SHUTDOWN, timeout=self.runtime.end_timeout + 2.0)
+        if self.recorder is not None and self._server is not None:
+            pending = self.recorder.pending()
+            if pending:
+                log.info("datalog %s: storing %d queued samples", self.recorder.where, pending)
+            await self.recorder.close(self.runtime.response_timeout)
         if self._server is not None:
             await self._server.stop(grace)
         await self.endpoints.close()
+
+    @property
+    def stop_timeout(self) -> float:
+        """The longest `stop` may take: trials ending, then the datalog's flush."""
+        flush = self.runtime.response_timeout if self.recorder is not None else 0.0
+        return self.runtime.end_timeout + 2.0 + flush + 5.0
 
 
 def _check_bindable(host: str, port: int, address: str) -> None:

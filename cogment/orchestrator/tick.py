@@ -11,12 +11,12 @@ tick t:
 5. rewards of tick t, messages routed; every agent's next step is issued at once:
    `Reward(t)` if it got feedback, `OnMessage` if it got messages, then `Decide(t+1)`;
 6. the humans get observation t+1 with their reward of tick t and their messages;
-7. one datalog sample for tick t.
+7. one datalog sample for tick t (the next tick waits only when the datalog's queue is full).
 
 Observation bytes are forwarded as the environment sent them (snapshot or delta), never
 parsed. Any service failure ends the trial with a reason naming the service. Every way of
 ending calls `End` on the environment and on every agent once, then tells the waiting
-clients (at once when a service failed).
+clients (at once when a service failed); the datalog records the end without delaying it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cogment.settings import HUMAN_ENDPOINT
 from . import params as trial_params
 from . import status, wire
 from .actors import Actor, Runtime, TrialFailure, discard, end_services, failure, uncancel
-from .datalog import DatalogStream
+from .datalog import TrialRecording
 from .humans import OVER_REPLY, Aborted, Humans, Reply, make_snapshot
 from .rewards import FeedbackBook
 from .status import StatusError
@@ -86,7 +86,7 @@ class Trial:
         self._steps: list[Any] = []  # the agents' running next steps, aligned with _agents
         self._env_messages: Optional[asyncio.Task[None]] = None
         self._final: list[Any] = []  # deliveries to agents after the last tick
-        self._datalog: Optional[DatalogStream] = None
+        self._recording: Optional[TrialRecording] = None
         self.inactivity_timer: Optional[asyncio.TimerHandle] = None
         # the end
         self.over = False
@@ -130,10 +130,8 @@ class Trial:
             self._session_id,
             len(self.actors),
         )
-        if rt.datalog_endpoint:
-            stub = rt.endpoints.datalog(rt.datalog_endpoint)
-            self._datalog = DatalogStream(stub, self.id, self.user_id, rt.datalog_endpoint)
-            self._datalog.open(params)
+        if rt.recorder is not None:
+            self._recording = rt.recorder.trial(self.id, self.user_id, params, self.fail)
 
         self._env_started = True
         request = environment_pb2.EnvStartRequest(
@@ -246,17 +244,21 @@ class Trial:
                 self._env_messages = self._loop.create_task(self._env_on_message(env_messages))
             if humans:
                 humans.answer(observations, rewards, routed, last=ending is not None)
-            if self._datalog is not None:
+            if self._recording is not None:
                 late = self._book.take_late()
-                self._datalog.tick(previous.observation_set(), actions, rewards, routed, late)
-                if ending is not None:
-                    self._datalog.last(self._obs_set.observation_set())
+                full = self._recording.tick(tick, previous, actions, rewards, routed, late)
+                if full and ending is None:
+                    await self._recording.room()  # the datalog's queue is full
             if ending is not None:
                 self._mark_over(ending)
                 return
 
     async def _close(self) -> None:
-        """After the end: last deliveries, then End on every service, each at most once."""
+        """After the end: the datalog told, last deliveries, then End on every service,
+        each at most once."""
+        if self._recording is not None:
+            observed = self._obs_set if self._obs_index else None
+            self._recording.end(self._tick, observed, self.reason, self.failed)
         steps, self._steps = self._steps, []
         final, self._final = self._final, []
         if self._env_messages is not None:
@@ -276,8 +278,6 @@ class Trial:
         env = (self._env_stub, self._env_where) if self._env_started else None
         agents = [agent for agent in self._agents if agent.started]
         await end_services(self.id, env, agents, timeout)
-        if self._datalog is not None:
-            await self._datalog.close(timeout)
 
     # ------------------------------------------------------------------ tick helpers
 
@@ -306,7 +306,7 @@ class Trial:
         self._env_update = rt.endpoints.env_raw(params.environment.endpoint, "Update")
         self._env_where = f"environment at {params.environment.endpoint}"
         self._book = FeedbackBook(
-            [a.index_in_class for a in self.actors], keep_late=rt.datalog_endpoint is not None
+            [a.index_in_class for a in self.actors], keep_late=rt.recorder is not None
         )
 
     def _read_env_reply(self, method: str, raw: bytes) -> wire.EnvReply:
@@ -437,13 +437,18 @@ class Trial:
 
     # ------------------------------------------------------------------ the end
 
-    def end(self, reason: str) -> None:
-        """Ends the trial from outside its task (client End, inactivity, shutdown)."""
+    def end(self, reason: str, failed: bool = False) -> None:
+        """Ends the trial from outside its task (client End, inactivity, shutdown, a failed
+        datalog)."""
         if self.over:
             return
-        self._mark_over(reason)
+        self._mark_over(reason, failed)
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
+
+    def fail(self, reason: str) -> None:
+        """Ends the trial as failed from outside its task (its datalog failed)."""
+        self.end(reason, failed=True)
 
     def _mark_over(
         self, reason: str, failed: bool = False, start_error: Optional[StatusError] = None
