@@ -191,7 +191,6 @@ def groups() -> list[list[Measure]]:
                     f"bare LogExporter, {streams} stream(s)",
                     runners.datalog_load("bare", streams, 256),
                     unit="samples/s",
-                    quick=streams == 1,
                 ),
                 Measure(
                     f"datalog.serve.s{streams}",

@@ -14,13 +14,15 @@ _os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from cogment.actor import Actor
 from cogment.agent import Agent
-from cogment.delta import ActionsTable, ObservationsTable
+from cogment.delta import ActionsTable, ObservationsTable, ObservationTable
 from cogment.environment import Environment
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
     ConfigurationError,
     DatalogError,
+    LifecycleError,
+    StatusError,
     TrialEndedError,
     TrialError,
 )
@@ -46,9 +48,12 @@ __all__ = [
     "Environment",
     "EnvironmentParameters",
     "GrpcServer",
+    "LifecycleError",
     "LogExporter",
+    "ObservationTable",
     "ObservationsTable",
     "Orchestrator",
+    "StatusError",
     "Trial",
     "TrialEndedError",
     "TrialError",

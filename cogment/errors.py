@@ -2,8 +2,13 @@
 
 * CogmentError: the root of every error cogment raises.
     * ConfigurationError: a project (cogment.yaml, cog_settings, arguments) is malformed.
-    * CogmentRpcError: a gRPC call failed; carries `code`, `message` and `details`.
-        * TrialError: a trial ended because of a failure (service error, unreachable...).
+    * LifecycleError: an object used out of its lifecycle (a server or orchestrator started
+      twice or used once stopped, a connection used once closed).
+    * StatusError: a failure with its gRPC status (`code`, `message`, `details`). Servers
+      raise it where a call goes wrong and answer the call with it at one boundary
+      (`cogment.boundary`).
+        * CogmentRpcError: a gRPC call failed with this status.
+            * TrialError: a trial ended because of a failure (service error, unreachable...).
     * TrialEndedError: an operation was attempted on a trial that is already over.
     * DatalogError: a datalog store cannot be opened, read or written.
 """
@@ -33,8 +38,13 @@ class DatalogError(CogmentError):
     an unknown trial, a failing disk)."""
 
 
-class CogmentRpcError(CogmentError):
-    """A gRPC call failed."""
+class LifecycleError(CogmentError):
+    """An object was used out of its lifecycle (started twice, used once stopped or closed);
+    the message names the object and the misuse."""
+
+
+class StatusError(CogmentError):
+    """A failure and the gRPC status that says it (`code`, `message`, `details`)."""
 
     def __init__(self, code: grpc.StatusCode, message: str, details: Any = None) -> None:
         super().__init__(code, message, details)
@@ -64,6 +74,10 @@ class CogmentRpcError(CogmentError):
         return (type(self), (self._code, self._message, self._details))
 
 
+class CogmentRpcError(StatusError):
+    """A gRPC call failed; `code` and `message` are its status."""
+
+
 class TrialError(CogmentRpcError):
     """A trial was ended by a failure; `message` says which service failed and why."""
 
@@ -79,6 +93,8 @@ _ERROR_CLASSES: dict[grpc.StatusCode, type[CogmentRpcError]] = {
 TRIAL_ENDED = "trial {trial_id} has ended: {reason}"  # NOT_FOUND, later calls, normal end
 TRIAL_FAILED = "trial {trial_id} failed: {reason}"  # NOT_FOUND, later calls, after a failure
 TRIAL_ABORTED = "trial {trial_id} ended: {reason}"  # ABORTED, the calls waiting at the failure
+WRONG_SLOT_CLASS = "trial {trial_id}: actor {actor_id} is of class {slot!r}, not {requested!r}"
+"""A client asked for a slot of another class (the orchestrator refuses it, or the client)."""
 _TRIAL_END = re.compile(r"^trial \S+ (has ended|failed|ended): (.*)$", re.DOTALL)
 
 

@@ -106,11 +106,12 @@ class RecordedTrial:
     @property
     def params(self) -> TrialParameters:
         if self._params is None:
-            from cogment.protocol import WireError, params_from_proto
+            from cogment.errors import StatusError
+            from cogment.protocol import params_from_proto
 
             try:
                 self._params = params_from_proto(self.raw_params, self._log.settings)
-            except WireError as error:
+            except StatusError as error:
                 raise DatalogError(f"trial {self.id}: {error.message}") from None
         return self._params
 

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB
+from cogment.errors import CogmentError
+from cogment.lifecycle import Lifecycle, misuse
 from cogment.settings import DatalogSettings
 
 from .service import OrchestratorServer
@@ -47,6 +50,7 @@ class Orchestrator:
         datalog: replaces the project's `datalog:` section, e.g.
             `DatalogSettings("sqlite", path="trials.db")` (`DatalogSettings("none")`: off).
         datalog_endpoint: a shorthand for a grpc datalog at that url (`""` for none).
+        max_message_mb: the largest message a client may send, in MiB (None: no limit).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class Orchestrator:
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
         datalog: Optional[DatalogSettings] = None,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -71,13 +76,14 @@ class Orchestrator:
             pre_hooks=pre_hooks,
             datalog_endpoint=datalog_endpoint,
             datalog=datalog,
+            max_message_mb=max_message_mb,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop_event: Optional[asyncio.Event] = None
         self._ready = threading.Event()
         self._error: Optional[BaseException] = None
-        self._state = "unopened"
+        self._state = Lifecycle.CREATED
 
     @property
     def port(self) -> int:
@@ -99,19 +105,21 @@ class Orchestrator:
 
         Raises:
             ConfigurationError: the port cannot be bound.
+            LifecycleError: the orchestrator was started already.
+            CogmentError: it did not start within STARTUP_TIMEOUT seconds.
         """
-        if self._state != "unopened":
-            raise RuntimeError(f"this Orchestrator is {self._state}; create a new one")
-        self._state = "started"
+        if self._state is not Lifecycle.CREATED:
+            raise misuse("Orchestrator", "start", self._state)
+        self._state = Lifecycle.STARTED
         self._thread = threading.Thread(
             target=self._thread_main, name="cogment-orchestrator", daemon=True
         )
         self._thread.start()
         if not self._ready.wait(STARTUP_TIMEOUT):
-            raise RuntimeError("the orchestrator did not start in time")
+            raise CogmentError(f"the orchestrator did not start within {STARTUP_TIMEOUT:g} s")
         if self._error is not None:
             self._thread.join()
-            self._state = "stopped"
+            self._state = Lifecycle.STOPPED
             raise self._error
         return self
 
@@ -133,20 +141,25 @@ class Orchestrator:
 
     def stop(self, timeout: Optional[float] = None) -> None:
         """Ends every running trial (calling End on its services), stores what the datalog
-        queued, and stops serving; waits at most `timeout` s (by default, as long as the
-        response timeout lets the services and the datalog take)."""
-        if self._state != "started":
-            self._state = "stopped"
+        queued, and stops serving (idempotent); waits at most `timeout` s (by default, as
+        long as the response timeout lets the services and the datalog take).
+
+        Raises:
+            CogmentError: it did not stop within that time.
+        """
+        if self._state is not Lifecycle.STARTED:
+            self._state = Lifecycle.STOPPED
             return
-        self._state = "stopped"
+        self._state = Lifecycle.STOPPED
         loop, event, thread = self._loop, self._stop_event, self._thread
         if loop is not None and event is not None:
             with contextlib.suppress(RuntimeError):  # the loop already finished
                 loop.call_soon_threadsafe(event.set)
         if thread is not None:
-            thread.join(self._server.stop_timeout if timeout is None else timeout)
+            limit = self._server.stop_timeout if timeout is None else timeout
+            thread.join(limit)
             if thread.is_alive():
-                raise RuntimeError("the orchestrator did not stop in time")
+                raise CogmentError(f"the orchestrator did not stop within {limit:g} s")
 
     def __enter__(self) -> Orchestrator:
         return self.start()
@@ -156,7 +169,7 @@ class Orchestrator:
 
     def __repr__(self) -> str:
         project = getattr(self.settings, "project_file", None)
-        return f"Orchestrator({self._state}, endpoint={self.endpoint!r}, project={project!r})"
+        return f"Orchestrator({self._state.value}, endpoint={self.endpoint!r}, project={project!r})"
 
 
 __all__ = ["Orchestrator", "load_project"]

@@ -15,43 +15,48 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
 
 import grpc
-from google.protobuf import message_factory
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from cogment.errors import ConfigurationError
+from cogment.boundary import add_service, async_handler, async_stream_handler, check_request
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB, NO_ACTOR_ID, message_size_options
+from cogment.errors import ConfigurationError, StatusError
 from cogment.settings import DatalogSettings
 from cogment.version import version_entries
 
 from . import params as trial_params
 from . import status, wire
-from .actors import Runtime
 from .datalog import make_recorder
+from .ending import ENDED_BY_CLIENT, SHUTDOWN
 from .endpoints import Endpoints
-from .humans import Aborted, Last
+from .humans import Aborted, Last, Reply
 from .registry import Registry
-from .status import StatusError
-from .tick import ENDED_BY_CLIENT, SHUTDOWN, Trial
+from .runtime import Runtime
+from .tick import Trial
 
 log = logging.getLogger("cogment.orchestrator")
 
-SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
-]
+_NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
 SESSION_KEY = "session_id"
+ACTOR_CLASS_KEY = "actor_class"  # Join: the class the client plays (cogment-py clients send it)
+_TRIAL_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
 
 
-def _session_id(context: grpc.aio.ServicerContext) -> str:
+def _metadata(context: grpc.aio.ServicerContext, name: str) -> str:
+    """The value of the call's metadata `name` ("" when absent)."""
     for key, value in context.invocation_metadata() or ():
-        if key == SESSION_KEY:
+        if key == name:
             return value if isinstance(value, str) else value.decode()
     return ""
 
 
+def _session_id(context: grpc.aio.ServicerContext) -> str:
+    return _metadata(context, SESSION_KEY)
+
+
 class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
-    """Answers clients; every trial-specific decision is the Trial's."""
+    """Answers clients; every trial-specific decision is the Trial's. A call that cannot be
+    served raises `StatusError`; `cogment.boundary` answers it with that status."""
 
     def __init__(self, server: OrchestratorServer) -> None:
         self._server = server
@@ -67,117 +72,120 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
             ]
         )
 
+    @async_handler
     async def GetTrialParams(self, request: Any, context: Any) -> Any:
         return self._params_reply
 
+    @async_handler
     async def Version(self, request: Any, context: Any) -> Any:
         return self._version
 
+    @async_handler
     async def Start(self, request: Any, context: Any) -> Any:
-        try:
-            if self._server.stopping:
-                raise StatusError(grpc.StatusCode.UNAVAILABLE, status.SHUTTING_DOWN)
-            config = request.config if request.HasField("config") else None
-            if config is not None:
-                trial_params.client_config(self._runtime.settings, config)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        if self._server.stopping:
+            raise status.unavailable(status.SHUTTING_DOWN)
+        config = request.config if request.HasField("config") else None
+        if config is not None:
+            trial_params.client_config(self._runtime.settings, config)
         trial = Trial(
-            self._runtime, str(uuid.uuid4()), request.user_id, config, _session_id(context)
+            self._runtime,
+            str(uuid.uuid4()),
+            request.user_id,
+            config,
+            _session_id(context),
+            on_over=self._registry.retire,
         )
         self._registry.add(trial)
-        result = await asyncio.shield(trial.started)
+        result = await asyncio.shield(trial.end.started)
         if isinstance(result, StatusError):
-            await context.abort(result.code, result.message)
+            raise result
         return result
 
+    @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-            return trial.join(request.actor_id, _session_id(context))
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        trial = self._registry.get(request.trial_id)
+        actor_class = _metadata(context, ACTOR_CLASS_KEY)
+        return trial.join(request.actor_id, _session_id(context), actor_class)
 
+    @async_handler
     async def End(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
-        trial.end(ENDED_BY_CLIENT)
-        if trial.task is not None:  # answer once the services got their End
-            await asyncio.wait({trial.task}, timeout=self._runtime.end_timeout + 1.0)
+        trial = self._registry.get(request.trial_id)
+        trial.end.end(ENDED_BY_CLIENT)
+        await trial.wait_closed(self._runtime.end_timeout + 1.0)  # its services got their End
         return orchestrator_pb2.TrialEndReply()
 
+    @async_handler
     async def Action(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-            waiter = trial.humans.submit(request.actor_id, request.action.content)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
-        reply = await waiter
-        if isinstance(reply, Aborted):
-            await context.abort(reply.error.code, reply.error.message)
-        return reply.data if isinstance(reply, Last) else reply
+        trial = self._registry.get(request.trial_id)
+        reply = await trial.humans.submit(request.actor_id, request.action.content)
+        return _answer(reply)
 
+    @async_stream_handler
     async def ActionStream(
         self, request_iterator: AsyncIterator[Any], context: Any
     ) -> AsyncIterator[Any]:
         requests = request_iterator.__aiter__()
         trial: Optional[Trial] = None
-        while True:
-            next_request = asyncio.ensure_future(requests.__anext__())
-            if trial is None:
-                await asyncio.wait((next_request,))
-            else:  # between two actions, an idle client still hears of the trial's end at once
-                await asyncio.wait((next_request, trial.ended), return_when=FIRST_COMPLETED)
-            if next_request.done():
-                try:
-                    request = next_request.result()
-                except StopAsyncIteration:
-                    return
-                try:
-                    trial = self._registry.get(request.trial_id)
-                    if request.actor_id == -1 and not request.HasField("action"):
-                        waiter: Any = asyncio.shield(trial.ended)  # a watcher: only the end
-                    else:
-                        waiter = trial.humans.submit(request.actor_id, request.action.content)
-                except StatusError as error:
-                    await context.abort(error.code, error.message)
-                reply = await waiter
-            else:  # the trial ended while this client was idle
-                next_request.cancel()
-                assert trial is not None
-                reply = trial.ended.result()
-            if type(reply) is bytes:  # a tick's reply
-                yield reply
-                continue
-            if isinstance(reply, Aborted):
-                await context.abort(reply.error.code, reply.error.message)
-                return
-            yield reply.data if isinstance(reply, Last) else reply  # the end
-            return
-
-    async def Heartbeat(self, request: Any, context: Any) -> Any:
+        next_request: Optional[asyncio.Future[Any]] = None
         try:
-            self._registry.get(request.trial_id).humans.heartbeat()
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+            while True:
+                next_request = asyncio.ensure_future(requests.__anext__())
+                if trial is None:
+                    await asyncio.wait((next_request,))
+                else:  # between two actions, an idle client hears of the trial's end at once
+                    await asyncio.wait((next_request, trial.end.told), return_when=FIRST_COMPLETED)
+                if next_request.done():
+                    try:
+                        request = next_request.result()
+                    except StopAsyncIteration:
+                        return
+                    check_request(request)
+                    trial = self._registry.get(request.trial_id)
+                    if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
+                        reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
+                    else:
+                        reply = await trial.humans.submit(request.actor_id, request.action.content)
+                else:  # the trial ended while this client was idle
+                    assert trial is not None
+                    reply = trial.end.told.result()
+                yield _answer(reply)
+                if type(reply) is not bytes:  # the end
+                    return
+        finally:
+            # a client that goes away while idle is not an error: its pending read is dropped
+            if next_request is not None:
+                next_request.add_done_callback(_consume)
+                next_request.cancel()
+
+    @async_handler
+    async def Heartbeat(self, request: Any, context: Any) -> Any:
+        self._registry.get(request.trial_id).humans.heartbeat()
         return orchestrator_pb2.TrialHeartbeatReply()
 
+    @async_handler
     async def GiveFeedback(self, request: Any, context: Any) -> Any:
-        try:
-            self._registry.get(request.trial_id).give_feedback(request.feedbacks)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        self._registry.get(request.trial_id).give_feedback(request.feedbacks)
         return orchestrator_pb2.TrialFeedbackReply()
 
+    @async_handler
     async def SendMessage(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-            trial.send_messages(request.messages, _session_id(context))
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        trial = self._registry.get(request.trial_id)
+        trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieves the outcome of a future nobody awaits (so asyncio does not report it)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _answer(reply: Reply) -> Any:
+    """What a waiting client call answers: a tick's encoded reply, the last one, or the
+    end; raises the status of a failed trial."""
+    if isinstance(reply, Aborted):
+        raise reply.error
+    return reply.data if isinstance(reply, Last) else reply
 
 
 class OrchestratorServer:
@@ -190,6 +198,8 @@ class OrchestratorServer:
         pre_hooks: replaces `settings.pre_hooks`.
         datalog: replaces `settings.datalog` (`DatalogSettings(type="none")` turns it off).
         datalog_endpoint: a shorthand for a grpc `datalog` at that url ("" turns it off).
+        max_message_mb: the largest message a client may send, in MiB (None: no limit); a
+            larger one is refused with RESOURCE_EXHAUSTED. Replies are not limited.
     """
 
     def __init__(
@@ -200,9 +210,13 @@ class OrchestratorServer:
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
         datalog: Optional[DatalogSettings] = None,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
+        if max_message_mb is not None and max_message_mb <= 0:
+            raise ConfigurationError(f"max_message_mb must be > 0, got {max_message_mb}")
+        self._max_message_mb = max_message_mb
         for name in ("actor_classes", "trial", "environment"):
             if not hasattr(settings, name):
                 raise ConfigurationError(f"the settings have no {name!r}: not a cog_settings?")
@@ -227,7 +241,6 @@ class OrchestratorServer:
         self.runtime = Runtime(
             settings=settings,
             endpoints=self.endpoints,
-            registry=self.registry,
             default_params=default_trial_params,
             pre_hooks=list(pre_hooks),
             recorder=self.recorder,
@@ -248,8 +261,11 @@ class OrchestratorServer:
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
-        _add_servicer(TrialServicer(self), server)
+        server = grpc.aio.server(
+            options=[*message_size_options(self._max_message_mb), _NO_REUSEPORT]
+        )
+        # replies may be bytes already encoded by `wire` (the hot path) as well as messages
+        add_service(server, _TRIAL_SERVICE, TrialServicer(self), wire.serialize)
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:
@@ -307,28 +323,3 @@ def _check_bindable(host: str, port: int, address: str) -> None:
             raise ConfigurationError(
                 f"cannot listen on {address}: {error.strerror or error}"
             ) from None
-
-
-def _add_servicer(servicer: TrialServicer, server: grpc.aio.Server) -> None:
-    """Registers `cogment.Trial` like the generated code does, except that replies may be
-    bytes already encoded by `wire` (the hot path) as well as messages."""
-    service = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
-    handlers = {}
-    for method in service.methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
-        if method.client_streaming and method.server_streaming:
-            make = grpc.stream_stream_rpc_method_handler
-        elif not (method.client_streaming or method.server_streaming):
-            make = grpc.unary_unary_rpc_method_handler
-        else:  # not in the protocol
-            raise TypeError(f"cogment.Trial.{method.name}: unexpected streaming kind")
-        handlers[method.name] = make(
-            getattr(servicer, method.name),
-            request_deserializer=request_type.FromString,
-            response_serializer=wire.serialize,
-        )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
-    )
-    if hasattr(server, "add_registered_method_handlers"):
-        server.add_registered_method_handlers(service.full_name, handlers)

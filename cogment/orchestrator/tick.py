@@ -14,9 +14,10 @@ tick t:
 7. one datalog sample for tick t (the next tick waits only when the datalog's queue is full).
 
 Observation bytes are forwarded as the environment sent them (snapshot or delta), never
-parsed. Any service failure ends the trial with a reason naming the service. Every way of
-ending calls `End` on the environment and on every agent once, then tells the waiting
-clients (at once when a service failed); the datalog records the end without delaying it.
+parsed. Any service failure ends the trial with a reason naming the service. How the trial
+ended is `TrialEnd`'s alone (see ending.py); after every end, the trial delivers what is
+left, calls `End` on the environment and on every agent once, then tells the waiting
+clients (told at once when a service failed); its datalog records the end without delaying it.
 """
 
 from __future__ import annotations
@@ -24,33 +25,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional
+
+import grpc
 
 from cogment.api import agent_pb2, common_pb2, environment_pb2, orchestrator_pb2
-from cogment.settings import HUMAN_ENDPOINT
+from cogment.constants import ENVIRONMENT_ID, HUMAN_ENDPOINT, NO_ACTOR_ID
+from cogment.errors import StatusError
 
 from . import params as trial_params
-from . import status, wire
-from .actors import Actor, Runtime, TrialFailure, discard, end_services, failure, uncancel
+from . import wire
+from .actors import Actor
+from .calls import discard, end_services, uncancel
+from .checks import check_feedbacks, check_messages
 from .datalog import TrialRecording
-from .humans import OVER_REPLY, Aborted, Humans, Reply, make_snapshot
+from .ending import ENDED_BY_ENV, MAX_STEPS_REACHED, SHUTDOWN, TrialEnd, service_failure
+from .humans import Humans, make_snapshot
 from .rewards import FeedbackBook
-from .status import StatusError
+from .runtime import Runtime
 
 log = logging.getLogger("cogment.orchestrator")
 
-ENV_ID = -1  # the environment's id in messages
-ENDED_BY_CLIENT = "ended by a client"
-ENDED_BY_ENV = "the environment ended the trial"
-MAX_STEPS_REACHED = "max_steps ({max_steps}) reached"
-SHUTDOWN = "orchestrator shutdown"
-
-StartResult = Union[orchestrator_pb2.TrialStartReply, StatusError]
 Routed = Optional[dict[int, list[common_pb2.Message]]]  # messages by receiver id
 
 
 class Trial:
-    """One trial; `run` is its task. The other methods serve client calls (event loop only)."""
+    """One trial; `run` is its task. The other methods serve client calls (event loop only).
+
+    Args:
+        runtime: what every trial shares.
+        trial_id, user_id: the trial's id, and the user id its starting client gave.
+        config: the trial config the starting client gave (None: the default one).
+        session_id: the starting client's session.
+        on_over: called once with (trial id, reason, failed) when the trial is over.
+    """
 
     def __init__(
         self,
@@ -59,6 +67,7 @@ class Trial:
         user_id: str,
         config: Optional[common_pb2.TrialConfig],
         session_id: str,
+        on_over: Callable[[str, str, bool], None],
     ) -> None:
         self.id = trial_id
         self.user_id = user_id
@@ -87,34 +96,43 @@ class Trial:
         self._env_messages: Optional[asyncio.Task[None]] = None
         self._final: list[Any] = []  # deliveries to agents after the last tick
         self._recording: Optional[TrialRecording] = None
-        self.inactivity_timer: Optional[asyncio.TimerHandle] = None
-        # the end
-        self.over = False
-        self.reason = ""
-        self.failed = False
-        self.started: asyncio.Future[StartResult] = self._loop.create_future()
-        self.ended: asyncio.Future[Reply] = self._loop.create_future()
-        self.task: Optional[asyncio.Task[None]] = None
+        self._task: Optional[asyncio.Task[None]] = None
+        self.end = TrialEnd(trial_id, self.humans, on_over, self._interrupt)
+        """How the trial ended, and who is told: the only writer of its end."""
 
     # ------------------------------------------------------------------ the trial's task
+
+    def launch(self) -> asyncio.Task[None]:
+        """Starts the trial's task (once) and returns it."""
+        if self._task is None:
+            self._task = self._loop.create_task(self.run(), name=f"trial {self.id}")
+        return self._task
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Waits (at most `timeout` s) until the trial's task has closed it: its services got
+        their End and its clients were told."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=timeout)
+
+    def _interrupt(self) -> None:
+        """Stops the task of a trial ended from outside it."""
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+
+    def _fail(self, reason: str) -> None:
+        """Ends the trial as failed from outside its task: its datalog failed."""
+        self.end.end(reason, failed=True)
 
     async def run(self) -> None:
         """The whole life of the trial."""
         try:
             await self._start()
             await self._tick_loop()
-        except asyncio.CancelledError:
-            # ended from outside (client End, inactivity, shutdown): already marked over
+        except asyncio.CancelledError:  # ended from outside (its reason is recorded already)
             uncancel()
-            if not self.over:
-                self._mark_over(SHUTDOWN)
-        except StatusError as error:  # invalid parameters (from a pre-trial hook)
-            self._mark_over(error.message, failed=True, start_error=error)
-        except TrialFailure as error:
-            self._mark_over(error.reason, failed=True)
-        except Exception as error:
-            log.exception("trial %s: internal error", self.id)
-            self._mark_over(f"orchestrator internal error: {error!r}", failed=True)
+            self.end.finish(SHUTDOWN)
+        except Exception as error:  # a failing service, a refused start, a bug of ours
+            self.end.finish_by(error)
         finally:
             await self._close()
 
@@ -131,19 +149,22 @@ class Trial:
             len(self.actors),
         )
         if rt.recorder is not None:
-            self._recording = rt.recorder.trial(self.id, self.user_id, params, self.fail)
+            self._recording = rt.recorder.trial(self.id, self.user_id, params, self._fail)
 
         self._env_started = True
+        # a config is on the wire only when the parameters have one (0.5 services decode any
+        # config present with their config type)
+        trial_config = params.trial_config if params.HasField("trial_config") else None
         request = environment_pb2.EnvStartRequest(
             trial_id=self.id,
-            config=params.environment.config,
+            config=params.environment.config if params.environment.HasField("config") else None,
             actor_counts=self.actor_counts,
-            trial_config=params.trial_config,
+            trial_config=trial_config,
         )
         try:
             raw = await self._env_start(request, timeout=timeout)
         except Exception as error:
-            raise failure(self._env_where, "Start", error, timeout) from None
+            raise service_failure(self._env_where, "Start", error, timeout) from None
         self._set_observations(self._read_env_reply("Start", raw))
 
         calls = []
@@ -154,28 +175,29 @@ class Trial:
                 actor_id=agent.id,
                 config=agent.config,
                 actor_counts=self.actor_counts,
-                trial_config=params.trial_config,
+                trial_config=trial_config,
             )
             calls.append(agent.stub.Start(agent_request, timeout=timeout))
         results = await asyncio.gather(*calls, return_exceptions=True)
         for agent, result in zip(self._agents, results):
             if isinstance(result, BaseException):
-                raise failure(agent.describe(), "Start", result, timeout)
+                raise service_failure(agent.describe(), "Start", result, timeout)
 
         self._steps = self._next_steps(self._observations(), {}, None)  # Decide(0) at once
         answer = orchestrator_pb2.TrialStartReply(
-            trial_id=self.id, actor_id=-1, actor_counts=self.actor_counts
+            trial_id=self.id, actor_id=NO_ACTOR_ID, actor_counts=self.actor_counts
         )
         if self.humans:
             slot = self.humans.slots[0]  # the starting client holds the first human slot
             self.humans.hold(slot, self._session_id)
             answer.actor_id = slot.actor.id
-            answer.human_config.CopyFrom(slot.actor.config)
+            if slot.actor.config is not None:
+                answer.human_config.CopyFrom(slot.actor.config)
             answer.observation.CopyFrom(self._current_observation(slot.actor))
             if params.max_inactivity:
-                rt.registry.watch_inactivity(self, float(params.max_inactivity))
+                self.end.watch_inactivity(float(params.max_inactivity), self.humans.idle_for)
         log.info("trial %s started", self.id)
-        self.started.set_result(answer)
+        self.end.started_with(answer)
 
     async def _tick_loop(self) -> None:
         timeout = self._rt.response_timeout
@@ -197,10 +219,10 @@ class Trial:
                 try:
                     decided = await step
                 except Exception as error:
-                    raise failure(agent.describe(), "Decide", error, timeout) from None
+                    raise service_failure(agent.describe(), "Decide", error, timeout) from None
                 actions[agent.id] = decided.action.content
                 if decided.feedbacks:
-                    self._book.add(decided.feedbacks, tick)
+                    self._file_feedback(decided.feedbacks, tick, agent.describe())
                 if decided.messages:
                     self._collect(decided.messages, agent.id)
 
@@ -216,12 +238,12 @@ class Trial:
             try:
                 raw = await self._env_update(request, timeout=timeout)
             except Exception as error:
-                raise failure(self._env_where, "Update", error, timeout) from None
+                raise service_failure(self._env_where, "Update", error, timeout) from None
             update = self._read_env_reply("Update", raw)
             if update.feedbacks:
-                self._book.add(update.feedbacks, tick)
+                self._file_feedback(update.feedbacks, tick, self._env_where)
             if update.messages:
-                self._collect(update.messages, ENV_ID)
+                self._collect(update.messages, ENVIRONMENT_ID)
             previous = self._obs_set
             self._set_observations(update)
             rewards = self._book.close_tick()
@@ -239,7 +261,7 @@ class Trial:
                 self._steps = self._next_steps(observations, rewards, routed)
             else:
                 self._final = self._next_steps(None, rewards, routed)
-            env_messages = routed.get(ENV_ID) if routed else None
+            env_messages = routed.get(ENVIRONMENT_ID) if routed else None
             if env_messages:
                 self._env_messages = self._loop.create_task(self._env_on_message(env_messages))
             if humans:
@@ -250,34 +272,79 @@ class Trial:
                 if full and ending is None:
                     await self._recording.room()  # the datalog's queue is full
             if ending is not None:
-                self._mark_over(ending)
+                self.end.finish(ending)
                 return
 
     async def _close(self) -> None:
-        """After the end: the datalog told, last deliveries, then End on every service,
-        each at most once."""
-        if self._recording is not None:
-            observed = self._obs_set if self._obs_index else None
-            self._recording.end(self._tick, observed, self.reason, self.failed)
+        """After the end: the datalog told (it drains on its own), last deliveries, then
+        End on every service, each at most once."""
         steps, self._steps = self._steps, []
         final, self._final = self._final, []
         if self._env_messages is not None:
             final.append(self._env_messages)
             self._env_messages = None
-        if self.failed:
+        failed = self.end.failed
+        if failed:
             steps += final
             final = []
         for step in steps:
             discard(step)
-        if final:
-            results = await asyncio.gather(*final, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    log.debug("trial %s: a last delivery failed: %s", self.id, result)
+        # what was given after the last tick (a client's end()): delivered unless it failed
+        by_tick = [] if failed else self._book.close_all()
+        routed = None if failed else self._route()
+        if self._recording is not None:
+            last_rewards = dict(by_tick).get(self._tick, {})
+            observed = self._obs_set if self._obs_index else None
+            self._recording.end(self._tick, observed, last_rewards, routed, self.end.reason, failed)
+        await self._deliver(final)
+        if not failed:
+            await self._deliver(self._leftovers(by_tick, routed))
         timeout = self._rt.end_timeout
         env = (self._env_stub, self._env_where) if self._env_started else None
         agents = [agent for agent in self._agents if agent.started]
         await end_services(self.id, env, agents, timeout)
+        self.end.tell_clients()
+
+    async def _deliver(self, deliveries: list[Any]) -> None:
+        """Awaits the last deliveries to services; their failures are only logged."""
+        if not deliveries:
+            return
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.debug("trial %s: a last delivery failed: %s", self.id, result)
+
+    def _leftovers(
+        self, by_tick: list[tuple[int, dict[int, agent_pb2.Reward]]], routed: Routed
+    ) -> list[Any]:
+        """Deliveries of the feedback and messages no tick delivered (a client's last ones,
+        sent with its `end()`: `by_tick`, the rewards of the ticks still open, and `routed`):
+        every agent's rewards and messages, the environment's messages; each before the
+        services' End."""
+        deliveries: list[Any] = []
+        for agent in self._agents:
+            if not agent.started:
+                continue
+            rewards = [(tick, r[agent.id]) for tick, r in by_tick if agent.id in r]
+            messages = routed.get(agent.id) if routed else None
+            if rewards or messages:
+                deliveries.append(self._loop.create_task(self._last_step(agent, rewards, messages)))
+        env_messages = routed.get(ENVIRONMENT_ID) if routed else None
+        if env_messages and self._env_started:
+            deliveries.append(self._loop.create_task(self._env_on_message(env_messages)))
+        return deliveries
+
+    async def _last_step(
+        self,
+        agent: Actor,
+        rewards: list[tuple[int, agent_pb2.Reward]],
+        messages: Optional[list[common_pb2.Message]],
+    ) -> None:
+        """An agent's rewards (in tick order) and messages after the trial's last tick."""
+        for tick, reward in rewards:
+            await self._agent_step(agent, reward, None, None, tick)
+        if messages:
+            await self._agent_step(agent, None, messages, None, self._tick)
 
     # ------------------------------------------------------------------ tick helpers
 
@@ -313,7 +380,9 @@ class Trial:
         try:
             return wire.read_env_reply(raw)
         except ValueError as error:
-            raise TrialFailure(f"{self._env_where}: malformed {method} reply: {error}") from None
+            raise StatusError(
+                grpc.StatusCode.ABORTED, f"{self._env_where}: malformed {method} reply: {error}"
+            ) from None
 
     def _set_observations(self, obs_set: wire.EnvReply) -> None:
         """Takes the environment's ObservationSet as the current one, after checking it."""
@@ -323,9 +392,10 @@ class Trial:
         if not index and n_obs == 1:
             index = [0] * n_actors  # one observation for everyone
         if len(index) != n_actors or (index and (max(index) >= n_obs or min(index) < 0)):
-            raise TrialFailure(
+            raise StatusError(
+                grpc.StatusCode.ABORTED,
                 f"{self._env_where}: its ObservationSet has {n_obs} observations and "
-                f"actors_map {list(obs_set.actors_map)} for {n_actors} actors"
+                f"actors_map {list(obs_set.actors_map)} for {n_actors} actors",
             )
         if not obs_set.timestamp:
             obs_set.timestamp = time.time_ns()
@@ -403,17 +473,29 @@ class Trial:
                 return None
             return await agent.decide(request, timeout=timeout)  # type: ignore[no-any-return]
         except Exception as error:
-            raise failure(agent.describe(), method, error, timeout) from None
+            raise service_failure(agent.describe(), method, error, timeout) from None
 
     async def _env_on_message(self, messages: list[common_pb2.Message]) -> None:
         request = environment_pb2.EnvOnMessageRequest(
-            trial_id=self.id, actor_id=ENV_ID, messages=messages
+            trial_id=self.id, actor_id=ENVIRONMENT_ID, messages=messages
         )
         timeout = self._rt.response_timeout
         try:
             await self._env_stub.OnMessage(request, timeout=timeout)
         except Exception as error:
-            raise failure(self._env_where, "OnMessage", error, timeout) from None
+            raise service_failure(self._env_where, "OnMessage", error, timeout) from None
+
+    def _file_feedback(self, feedbacks: Any, tick: int, source: str) -> None:
+        """Files a service's feedback; what cannot count is dropped and logged."""
+        dropped = self._book.add(feedbacks, tick)
+        if dropped:
+            log.warning(
+                "trial %s: %d feedbacks from %s dropped (an unknown actor, or a value or "
+                "confidence that is not a finite number)",
+                self.id,
+                dropped,
+                source,
+            )
 
     def _collect(self, messages: Any, sender: int) -> None:
         for message in messages:
@@ -432,59 +514,21 @@ class Trial:
             if -1 <= receiver < n_actors:
                 routed.setdefault(receiver, []).append(message)
             else:
-                log.debug("trial %s: message for unknown receiver %d dropped", self.id, receiver)
+                log.warning(
+                    "trial %s: a message from %d to unknown receiver %d dropped",
+                    self.id,
+                    message.sender_id,
+                    receiver,
+                )
         return routed
-
-    # ------------------------------------------------------------------ the end
-
-    def end(self, reason: str, failed: bool = False) -> None:
-        """Ends the trial from outside its task (client End, inactivity, shutdown, a failed
-        datalog)."""
-        if self.over:
-            return
-        self._mark_over(reason, failed)
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
-
-    def fail(self, reason: str) -> None:
-        """Ends the trial as failed from outside its task (its datalog failed)."""
-        self.end(reason, failed=True)
-
-    def _mark_over(
-        self, reason: str, failed: bool = False, start_error: Optional[StatusError] = None
-    ) -> None:
-        """The trial is over: retire it (once); tell the clients now if it failed."""
-        if self.over:
-            return
-        self.over = True
-        self.reason = reason
-        self.failed = failed
-        self._rt.registry.retire(self.id, reason, failed)
-        if self.inactivity_timer is not None:
-            self.inactivity_timer.cancel()
-            self.inactivity_timer = None
-        if not self.started.done():
-            self.started.set_result(start_error or status.aborted(self.id, reason))
-        self.humans.stop_waiting()
-        if failed:  # nothing to wait for from a failed service: tell the clients at once
-            log.warning("trial %s ended: %s", self.id, reason)
-            self.notify()
-        else:
-            log.info("trial %s ended: %s", self.id, reason)
-
-    def notify(self) -> None:
-        """Tells every waiting client that the trial is over (once). After a normal end this
-        runs when the task is done, so clients learn of the end after the services did."""
-        if self.ended.done():
-            return
-        answer: Reply = Aborted(status.aborted(self.id, self.reason)) if self.failed else OVER_REPLY
-        self.humans.notify(answer)
-        self.ended.set_result(answer)
 
     # ------------------------------------------------------------------ client calls
 
-    def join(self, actor_id: int, session_id: str) -> orchestrator_pb2.TrialStartReply:
-        """Gives the human slot `actor_id` to another client, with a full observation.
+    def join(
+        self, actor_id: int, session_id: str, actor_class: str = ""
+    ) -> orchestrator_pb2.TrialStartReply:
+        """Gives the human slot `actor_id` to another client, with a full observation; a
+        client that says which class it plays (`actor_class`) gets a slot of that class only.
 
         A trial cannot pass a tick while a human slot is free (it waits for every human's
         action), so the slot's current observation is the one of the tick the trial waits
@@ -492,7 +536,7 @@ class Trial:
         the snapshot is rebuilt from the class's empty observation with its delta-apply
         function.
         """
-        slot = self.humans.join(actor_id, session_id)
+        slot = self.humans.join(actor_id, session_id, actor_class)
         observation = self._current_observation(slot.actor)
         if not observation.data.snapshot:
             make_snapshot(slot.actor, observation.data)
@@ -505,11 +549,21 @@ class Trial:
         )
 
     def give_feedback(self, feedbacks: Any) -> None:
-        """Client feedback; tick_id -1 means the tick the clients' next actions are for."""
+        """Client feedback; tick_id -1 means the tick the clients' next actions are for.
+
+        Raises:
+            StatusError: INVALID_ARGUMENT naming a feedback that cannot count (nothing filed).
+        """
+        check_feedbacks(self.id, feedbacks, len(self.actors))
         self._book.add(feedbacks, self._tick)
 
     def send_messages(self, messages: Any, session_id: str) -> None:
-        """Client messages, routed at the end of the current tick."""
+        """Client messages, routed at the end of the current tick.
+
+        Raises:
+            StatusError: INVALID_ARGUMENT naming a message without receiver (nothing sent).
+        """
+        check_messages(self.id, messages, len(self.actors))
         for message in messages:
             message.sender_id = self.humans.sender(message.sender_id, session_id)
         self._outbox.extend(messages)

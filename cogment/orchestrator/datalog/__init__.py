@@ -56,10 +56,17 @@ class TrialRecording(Protocol):
         """Returns once the queue has room (or recording failed: see the module doc)."""
 
     def end(
-        self, tick_id: int, observations: Optional[wire.EnvReply], reason: str, failed: bool
+        self,
+        tick_id: int,
+        observations: Optional[wire.EnvReply],
+        rewards: dict[int, agent_pb2.Reward],
+        routed: Routed,
+        reason: str,
+        failed: bool,
     ) -> None:
-        """The trial is over at `tick_id`, on `observations` (None when there were none):
-        queues the last sample and the trial's end; never waits."""
+        """The trial is over at `tick_id`, on `observations` (None when there were none),
+        with the rewards and messages given after its last tick: queues the last sample and
+        the trial's end; never waits."""
 
 
 class Recorder(Protocol):

@@ -28,6 +28,7 @@ SEGMENT_BYTES = 4 * 1024 * 1024  # a Log stream is closed (its samples confirmed
 SEGMENT_IDLE = 0.5  # seconds: a Log stream with nothing new to send is closed
 RETRY_PAUSE = (0.05, 1.0)  # seconds between two attempts at a broken stream: first, at most
 END_PATIENCE = 10.0  # seconds (at least) to tell an exporter how a trial ended
+CORE_ERROR = "Internal error from Core"
 TRANSIENT = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -37,6 +38,17 @@ TRANSIENT = frozenset(
         grpc.StatusCode.CANCELLED,
     }
 )
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether a failed stream is worth opening again: the exporter is away or busy, or the
+    stream broke (a write on a stream the peer reset fails with gRPC core's own INTERNAL)."""
+    if isinstance(error, asyncio.TimeoutError):
+        return True
+    if not isinstance(error, grpc.aio.AioRpcError):
+        return False
+    code = error.code()
+    return code in TRANSIENT or (code == grpc.StatusCode.INTERNAL and error.details() == CORE_ERROR)
 
 
 class GrpcRecorder:
@@ -181,9 +193,7 @@ class _GrpcTrial(Recording):
                 await self._segment(patience)
                 failing_since, pause = None, RETRY_PAUSE[0]
             except Exception as error:  # a broken stream, an exporter away, or a bug
-                transient = isinstance(error, asyncio.TimeoutError) or (
-                    isinstance(error, grpc.aio.AioRpcError) and error.code() in TRANSIENT
-                )
+                transient = _transient(error)
                 if failing_since is None:
                     failing_since = attempt
                     if transient:

@@ -134,12 +134,18 @@ class Recording:
         return self._budget.spent and self.failure is None
 
     def end(
-        self, tick_id: int, observations: Optional[wire.EnvReply], reason: str, failed: bool
+        self,
+        tick_id: int,
+        observations: Optional[wire.EnvReply],
+        rewards: dict[int, agent_pb2.Reward],
+        routed: Routed,
+        reason: str,
+        failed: bool,
     ) -> None:
         if self.ended:
             return
         if observations is not None:
-            self._sample(tick_id, observations, (), {}, None, ())
+            self._sample(tick_id, observations, (), rewards, routed, ())
         self.ended = True
         self._ended(self._end_message(tick_id, reason, failed))
 
