@@ -29,7 +29,13 @@ from cogment.api import common_pb2
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 2.0
-_VERSION_SERVICES = ("cogment.Environment", "cogment.Agent", "cogment.TrialHooks", "cogment.Trial")
+_VERSION_SERVICES = (
+    "cogment.Environment",
+    "cogment.Agent",
+    "cogment.TrialHooks",
+    "cogment.Trial",
+    "cogment.ext.DatalogTrials",  # `cogment datalog serve`, a cogment.LogExporter
+)
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _prctl: Optional[Callable[..., int]] = None
 _prctl_loaded = False

@@ -1,6 +1,6 @@
 """`cogment datalog`: serve a store, list its trials, show one, export samples as JSON lines.
 
-cogment datalog serve --db trials.db [--port 9004] [--host 127.0.0.1]
+cogment datalog serve --db trials.db [--port 9004] [--host 127.0.0.1] [--max-message-mb 64]
 cogment datalog ls trials.db
 cogment datalog show trials.db [TRIAL_ID] [--file cogment.yaml] [--full]
 cogment datalog export trials.db [TRIAL_ID ...] --jsonl out.jsonl [--file cogment.yaml]
@@ -28,6 +28,7 @@ from typing import Any, Optional, TextIO
 from google.protobuf import json_format, text_format
 from google.protobuf.message import Message
 
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB
 from cogment.errors import ConfigurationError, DatalogError
 from cogment.settings import DEFAULT_MAX_QUEUE_BYTES
 
@@ -56,6 +57,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         type=int,
         default=DEFAULT_MAX_QUEUE_BYTES,
         help="bytes of samples waiting to be written before the streams wait",
+    )
+    serve.add_argument(
+        "--max-message-mb",
+        type=float,
+        default=DEFAULT_MAX_MESSAGE_MB,
+        help=f"the largest sample accepted, in MiB ({DEFAULT_MAX_MESSAGE_MB:g})",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ls = commands.add_parser("ls", help="one line per trial", description="List the trials.")
@@ -131,11 +138,13 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if not 0 <= args.port < 65536:
         raise ConfigurationError(f"--port: not a port number: {args.port}")
+    if args.max_message_mb <= 0 or args.max_queue_bytes < 1024:
+        raise ConfigurationError("--max-message-mb must be > 0, --max-queue-bytes >= 1024")
 
     async def main() -> None:
         from .exporter import DatalogServer
 
-        server = DatalogServer(args.db, args.max_queue_bytes)
+        server = DatalogServer(args.db, args.max_queue_bytes, args.max_message_mb)
         port = await server.start(args.host, args.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -17,9 +17,12 @@ import os
 from typing import Any, Optional, Union
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from cogment.api import data_pb2, datalog_ext_pb2, datalog_ext_pb2_grpc
-from cogment.errors import ConfigurationError, DatalogError
+from cogment.api import data_pb2, datalog_ext_pb2
+from cogment.boundary import add_service, async_handler
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB, message_size_options
+from cogment.errors import ConfigurationError, DatalogError, StatusError
 from cogment.protocol import version_info
 from cogment.settings import DEFAULT_MAX_QUEUE_BYTES
 
@@ -28,11 +31,7 @@ from .writer import StoreWriter
 
 log = logging.getLogger("cogment.datalog")
 
-SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.so_reuseport", 0),
-]
+_NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 ROOM_TIMEOUT = 60.0  # seconds a stream waits for the store to take its samples, at most
 FOREIGN_END = "its Log stream ended (the orchestrator does not say how trials end)"
 
@@ -58,7 +57,7 @@ class _StreamWrites:
             await self._done
 
 
-class StoreExporter(datalog_ext_pb2_grpc.DatalogTrialsServicer):
+class StoreExporter:
     """`cogment.LogExporter` (Log) and `cogment.ext.DatalogTrials` (EndTrial) into a store."""
 
     def __init__(self, writer: StoreWriter, room_timeout: float = ROOM_TIMEOUT) -> None:
@@ -74,6 +73,7 @@ class StoreExporter(datalog_ext_pb2_grpc.DatalogTrialsServicer):
 
         return done
 
+    @async_handler
     async def Log(self, request_iterator: Any, context: Any) -> data_pb2.LogReply:
         named = stream.read_metadata(context.invocation_metadata())
         writes = _StreamWrites()
@@ -83,7 +83,12 @@ class StoreExporter(datalog_ext_pb2_grpc.DatalogTrialsServicer):
         last_tick = -1
         count = 0
         async for raw in request_iterator:
-            message = data_pb2.DatalogMsg.FromString(raw)
+            try:
+                message = data_pb2.DatalogMsg.FromString(raw)
+            except DecodeError as error:
+                raise StatusError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"not a cogment.DatalogMsg: {error}"
+                ) from None
             if message.HasField("trial_params"):
                 params = message.trial_params.SerializeToString()
                 if trial is not None and not begun:
@@ -113,7 +118,7 @@ class StoreExporter(datalog_ext_pb2_grpc.DatalogTrialsServicer):
             writes.left += 1
             self.writer.submit(row, self._counted(writes))
             if self.writer.budget.spent and not await self.writer.budget.room(self.room_timeout):
-                await context.abort(
+                raise StatusError(
                     grpc.StatusCode.UNAVAILABLE,
                     f"datalog {self.writer.path}: the store took nothing for "
                     f"{self.room_timeout:g} s",
@@ -125,11 +130,12 @@ class StoreExporter(datalog_ext_pb2_grpc.DatalogTrialsServicer):
             self._submit(writes, end)
         await writes.all_done()
         if writes.error is not None:
-            await context.abort(
+            raise StatusError(
                 grpc.StatusCode.UNAVAILABLE, f"datalog {self.writer.path}: {writes.error}"
             )
         return data_pb2.LogReply()
 
+    @async_handler
     async def EndTrial(self, request: Any, context: Any) -> Any:
         writes = _StreamWrites()
         end = store.TrialEnd(
@@ -143,11 +149,12 @@ class StoreExporter(datalog_ext_pb2_grpc.DatalogTrialsServicer):
         self._submit(writes, end)
         await writes.all_done()
         if writes.error is not None:
-            await context.abort(
+            raise StatusError(
                 grpc.StatusCode.UNAVAILABLE, f"datalog {self.writer.path}: {writes.error}"
             )
         return datalog_ext_pb2.TrialLogEndReply()
 
+    @async_handler
     async def Version(self, request: Any, context: Any) -> Any:
         return version_info({"cogment-datalog-store": str(store.SCHEMA_VERSION)})
 
@@ -184,13 +191,19 @@ class DatalogServer:
     Args:
         path: the SQLite file (created when missing).
         max_queue_bytes: the bytes of samples waiting to be written before streams wait.
+        max_message_mb: the largest message accepted, in MiB (a sample carries every
+            distinct observation of its tick); None: no limit.
     """
 
     def __init__(
-        self, path: Union[str, os.PathLike[str]], max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+        self,
+        path: Union[str, os.PathLike[str]],
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         self.path = os.fspath(path)
         self.max_queue_bytes = max_queue_bytes
+        self.max_message_mb = max_message_mb
         self.port = 0
         self.exporter: Optional[StoreExporter] = None
         self._server: Optional[grpc.aio.Server] = None
@@ -206,7 +219,9 @@ class DatalogServer:
         except DatalogError as error:
             raise ConfigurationError(str(error)) from None
         exporter = self.exporter = StoreExporter(writer)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server = grpc.aio.server(
+            options=[*message_size_options(self.max_message_mb), _NO_REUSEPORT]
+        )
         log_handler = grpc.stream_unary_rpc_method_handler(
             exporter.Log,
             request_deserializer=None,  # raw bytes: samples are stored as they came
@@ -215,7 +230,7 @@ class DatalogServer:
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler("cogment.LogExporter", {"Log": log_handler}),)
         )
-        datalog_ext_pb2_grpc.add_DatalogTrialsServicer_to_server(exporter, server)
+        add_service(server, datalog_ext_pb2.DESCRIPTOR.services_by_name["DatalogTrials"], exporter)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = server.add_insecure_port(address)

@@ -97,14 +97,16 @@ class TrialBegin(NamedTuple):
 
 
 class SampleRow(NamedTuple):
-    """One tick; `sample` is the serialized DatalogSample, whole or in parts to join.
-    `late` lists the feedbacks about an earlier tick it carries: (tick id, Feedback bytes)."""
+    """One tick; `sample` is the serialized DatalogSample, whole or in parts to join (of
+    `size` bytes in all, when known). `late` lists the feedbacks about an earlier tick it
+    carries: (tick id, Feedback bytes)."""
 
     trial_id: str
     tick_id: int
     timestamp: int
     sample: Union[bytes, Sequence[Blob]]
     late: Sequence[tuple[int, bytes]] = ()
+    size: int = 0
 
 
 class TrialEnd(NamedTuple):
@@ -124,9 +126,13 @@ Operation = Union[TrialBegin, SampleRow, TrialEnd]
 def size_of(operation: Operation) -> int:
     """The bytes an operation holds while it waits to be written (roughly)."""
     if isinstance(operation, SampleRow):
-        sample = operation.sample
-        data = len(sample) if isinstance(sample, bytes) else sum(len(p) for p in sample)
-        return 64 + data + sum(len(f) + 16 for _, f in operation.late)
+        data = operation.size
+        if not data:
+            sample = operation.sample
+            data = len(sample) if isinstance(sample, bytes) else sum(len(p) for p in sample)
+        if operation.late:
+            data += sum(len(f) + 16 for _, f in operation.late)
+        return 64 + data
     if isinstance(operation, TrialBegin):
         return 64 + len(operation.params)
     return 64 + len(operation.reason)

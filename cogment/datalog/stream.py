@@ -10,7 +10,7 @@ its ObservationSet.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, NamedTuple, Optional
 
 from cogment.api import data_pb2
@@ -57,7 +57,3 @@ def late_feedback(sample: data_pb2.DatalogSample, tick_id: int) -> list[tuple[in
             if 0 <= feedback.tick_id < tick_id:
                 found.append((feedback.tick_id, feedback.SerializeToString()))
     return found
-
-
-def is_late(feedbacks: Sequence[Any], tick_id: int) -> bool:
-    return any(0 <= f.tick_id < tick_id for f in feedbacks)

@@ -240,17 +240,15 @@ class EnvReply:
             elif number == 4 and wire_type == _VARINT:  # unpacked
                 self.actors_map.append(_int32(value))
 
-    def observation_set_parts(self, tick_id: int, n_actors: int) -> list[Bytes]:
-        """The ObservationSet as serialized parts to join (its observations are not copied):
-        the reply's own bytes, then `tick_id` and the timestamp (overriding the
-        environment's), and actors_map when the environment left it out (one observation
-        for everyone)."""
-        parts: list[Bytes] = list(self._obs_set_slices)
-        parts.append(_TAG_1_VARINT + varint(tick_id))
-        parts.append(_TAG_2_FIXED64 + _U64.pack(self.timestamp))
+    def observation_set_parts(self, tick_id: int, n_actors: int) -> tuple[list[memoryview], bytes]:
+        """The ObservationSet, serialized, as (slices of the reply, bytes to append): its
+        observations are not copied; the bytes appended set `tick_id` and the timestamp
+        (overriding the environment's), and actors_map when the environment left it out
+        (one observation for everyone)."""
+        tail = _TAG_1_VARINT + varint(tick_id) + _TAG_2_FIXED64 + _U64.pack(self.timestamp)
         if not self.actors_map and n_actors:
-            parts.append(_TAG_4_LEN + varint(n_actors) + b"\x00" * n_actors)
-        return parts
+            tail += _TAG_4_LEN + varint(n_actors) + b"\x00" * n_actors
+        return self._obs_set_slices, tail
 
     def observation_data(self, index: int) -> common_pb2.ObservationData:
         """Observation `index`, parsed."""

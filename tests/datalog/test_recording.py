@@ -299,3 +299,27 @@ def test_the_datalog_store_of_a_project_is_next_to_its_cogment_yaml(tmp_path: Pa
     assert module.datalog.type == "sqlite" and module.datalog.on_failure == "continue"
     assert module.datalog.path == str(tmp_path / "logs" / "trials.db")
     assert module.datalog.where == f"sqlite:{tmp_path / 'logs' / 'trials.db'}"
+
+
+def test_what_a_client_gives_with_its_end_is_in_the_last_sample(
+    tmp_path: Path,
+    recording: Callable[..., Any],
+    connect: Callable[..., Any],
+    cog_settings: types.ModuleType,
+) -> None:
+    from data_pb2 import Chat, Move
+
+    db = tmp_path / "trials.db"
+    trial = connect(recording(sqlite(db))).start_trial(cog_settings.actor_classes.player)
+    for t in range(3):
+        trial.do_action(Move(cell=t))
+    trial.actors.player[1].add_feedback(value=7.0, confidence=1.0)  # about tick 3
+    trial.multi_cast(Chat(text="bye"), [-1])
+    trial.end()
+    wait_until(lambda: trial_ended_in(db, trial.id))
+    with open_datalog(db, cog_settings) as log:
+        last = list(log.trial(trial.id).samples())[-1]
+    assert last.last and last.tick_id == 3
+    reward = last.rewards.player[1]
+    assert (reward.value, [(f.tick_id, f.value) for f in reward.feedbacks]) == (7.0, [(3, 7.0)])
+    assert [(m.sender_id, m.receiver_id) for m in last.messages] == [(0, -1)]

@@ -3,6 +3,7 @@ failure rule."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import Callable, Optional
 import grpc
 
 from cogment.api import agent_pb2, common_pb2, datalog_ext_pb2
+from cogment.constants import ENVIRONMENT_ID
 from cogment.datalog import store
 from cogment.datalog.budget import ByteBudget
 from cogment.settings import DatalogSettings
@@ -46,12 +48,18 @@ class SampleEncoder:
         rides in its target's reward (without changing its value); messages are one
         collection per receiver: each actor id, then the environment."""
         n_actors = self.n_actors
-        obs_parts = observations.observation_set_parts(tick_id, n_actors)
-        obs_size = sum(len(p) for p in obs_parts)
-        parts: list[wire.Bytes] = [self.trial_field, b"\x12", wire.varint(obs_size), *obs_parts]
+        slices, obs_tail = observations.observation_set_parts(tick_id, n_actors)
+        obs_size = len(obs_tail)
+        for data in slices:
+            obs_size += len(data)
+        head = self.trial_field + b"\x12" + wire.varint(obs_size)
+        tail: list[bytes] = []
         for content in actions:
-            action = _field(0x0A, content)
-            parts.append(_field(0x1A, action, keep_empty=True))
+            if content:
+                tail += (b"\x1a", wire.varint(len(content) + 1 + len(wire.varint(len(content)))))
+                tail += (b"\x0a", wire.varint(len(content)), content)
+            else:
+                tail.append(b"\x1a\x00")  # an empty Action, kept: actions go by actor id
         if actions or rewards or late:
             extra: dict[int, list[common_pb2.Feedback]] = {}
             for feedback in late:
@@ -64,21 +72,25 @@ class SampleEncoder:
                         merged.CopyFrom(reward)
                     merged.feedbacks.extend(extra[actor_id])
                     reward = merged
-                encoded = reward.SerializeToString() if reward is not None else b""
-                parts.append(_field(0x22, encoded, keep_empty=True))
-        parts.append(self.user_field)
+                if reward is None:
+                    tail.append(b"\x22\x00")  # an empty Reward, kept: rewards go by actor id
+                else:
+                    encoded = reward.SerializeToString()
+                    tail += (b"\x22", wire.varint(len(encoded)), encoded)
+        tail.append(self.user_field)
         if routed:
-            for receiver in [*range(n_actors), -1]:
+            for receiver in [*range(n_actors), ENVIRONMENT_ID]:
                 collection = agent_pb2.MessageCollection(messages=routed.get(receiver, ()))
-                parts.append(_field(0x32, collection.SerializeToString(), keep_empty=True))
-        parts.append(b"\x39" + observations.timestamp.to_bytes(8, "little"))
-        return parts, sum(len(p) for p in parts)
+                encoded = collection.SerializeToString()
+                tail += (b"\x32", wire.varint(len(encoded)), encoded)
+        tail += (b"\x39", observations.timestamp.to_bytes(8, "little"))
+        end = b"".join(tail)
+        return [head, *slices, obs_tail, end], len(head) + obs_size + len(end)
 
 
-def _field(tag: int, data: bytes, keep_empty: bool = False) -> bytes:
-    """A length-delimited field; an empty one is left out (proto3) unless `keep_empty` (an
-    element of a repeated field)."""
-    if not data and not keep_empty:
+def _field(tag: int, data: bytes) -> bytes:
+    """A length-delimited field (none when `data` is empty: proto3 leaves defaults out)."""
+    if not data:
         return b""
     return bytes((tag,)) + wire.varint(len(data)) + data
 
@@ -95,8 +107,9 @@ def brief(error: BaseException) -> str:
     return str(error) or repr(error)
 
 
-class Recording:
-    """What both kinds of recording share: counting samples, and failing by the rule."""
+class Recording(abc.ABC):
+    """What both kinds of recording share: counting samples, and failing by the rule (a
+    `TrialRecording`, but for how samples and the end are queued)."""
 
     def __init__(
         self,
@@ -165,6 +178,7 @@ class Recording:
             )
             self._queue(tick_id, observations.timestamp, parts, size, late)
 
+    @abc.abstractmethod
     def _queue(
         self,
         tick_id: int,
@@ -174,11 +188,10 @@ class Recording:
         late: Sequence[common_pb2.Feedback],
     ) -> None:
         """Queues one encoded sample."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _ended(self, end: datalog_ext_pb2.TrialLogEnd) -> None:
         """Queues the trial's end."""
-        raise NotImplementedError
 
     def _lost(self) -> None:
         if self.failure is not None:
@@ -212,7 +225,7 @@ class Recording:
                 reason,
             )
 
-    def _drop(self) -> None:
+    def _drop(self) -> None:  # noqa: B027 - nothing to forget unless overridden
         """Forgets the samples queued and not stored (recording failed)."""
 
     def _end_message(self, tick_id: int, reason: str, failed: bool) -> datalog_ext_pb2.TrialLogEnd:

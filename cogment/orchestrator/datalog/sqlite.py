@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional
 
 from cogment.api import common_pb2, datalog_ext_pb2
 from cogment.datalog import store
+from cogment.datalog.writer import StoreWriter
 from cogment.errors import ConfigurationError, DatalogError
 from cogment.settings import DatalogSettings
 
@@ -25,11 +26,9 @@ class SqliteRecorder:
         self.settings = settings
         self.where = settings.where
         self._timeout = response_timeout
-        self._writer: Optional[Any] = None
+        self._writer: Optional[StoreWriter] = None
 
     async def open(self) -> None:
-        from cogment.datalog.writer import StoreWriter
-
         try:
             self._writer = StoreWriter(
                 self.settings.path, self.settings.max_queue_bytes, busy_patience=self._timeout
@@ -60,7 +59,7 @@ class _SqliteTrial(Recording):
     def __init__(
         self,
         recorder: SqliteRecorder,
-        writer: Any,
+        writer: StoreWriter,
         trial_id: str,
         user_id: str,
         params: common_pb2.TrialParams,
@@ -98,7 +97,8 @@ class _SqliteTrial(Recording):
         size: int,
         late: Sequence[common_pb2.Feedback],
     ) -> None:
-        row = store.SampleRow(self.trial_id, tick_id, timestamp, parts, late_rows(late))
+        rows = late_rows(late) if late else ()
+        row = store.SampleRow(self.trial_id, tick_id, timestamp, parts, rows, size)
         self._writer.submit(row, self._sample_written)
 
     def _ended(self, end: datalog_ext_pb2.TrialLogEnd) -> None:
