@@ -142,8 +142,8 @@ def size_of(operation: Operation) -> int:
 
 
 def open_store(path: Union[str, os.PathLike[str]], *, readonly: bool) -> sqlite3.Connection:
-    """A connection to the datalog at `path`, its schema checked (and created when writing
-    to a new or empty file).
+    """A connection to the datalog at `path`, its schema checked (and created, with its
+    folder, when writing to a new or empty file).
 
     Raises:
         DatalogError: the file cannot be opened, is not a datalog, or has a newer schema.
@@ -158,9 +158,15 @@ def open_store(path: Union[str, os.PathLike[str]], *, readonly: bool) -> sqlite3
                 uri, uri=True, timeout=BUSY_TIMEOUT, check_same_thread=False
             )
         else:
+            folder = os.path.dirname(os.path.abspath(where))
+            os.makedirs(folder, exist_ok=True)  # `path: logs/trials.db` makes logs/
             connection = sqlite3.connect(
                 where, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
+    except OSError as error:
+        raise DatalogError(
+            f"{where}: cannot open the datalog ({error.strerror or error})"
+        ) from None
     except sqlite3.Error as error:
         raise DatalogError(f"{where}: cannot open the datalog ({error})") from None
     try:

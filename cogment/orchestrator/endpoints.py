@@ -13,7 +13,6 @@ from cogment.api import (
     agent_pb2,
     agent_pb2_grpc,
     data_pb2,
-    data_pb2_grpc,
     datalog_ext_pb2_grpc,
     environment_pb2,
     environment_pb2_grpc,
@@ -36,7 +35,6 @@ _STUB_TYPES: dict[str, Any] = {
     "agent": agent_pb2_grpc.AgentStub,
     "environment": environment_pb2_grpc.EnvironmentStub,
     "hooks": hooks_pb2_grpc.TrialHooksStub,
-    "datalog": data_pb2_grpc.LogExporterStub,
     "datalog_ext": datalog_ext_pb2_grpc.DatalogTrialsStub,
 }
 
@@ -106,8 +104,8 @@ class Endpoints:
         return call
 
     def channel(self, endpoint: str) -> grpc.aio.Channel:
-        """The channel to `grpc://host:port` (opened on first use)."""
-        self._stub("datalog", endpoint)  # opens the channel
+        """The channel to the datalog at `grpc://host:port` (opened on first use)."""
+        self._stub("datalog_ext", endpoint)  # opens the channel
         return self._channels[endpoint_address(endpoint)]
 
     def datalog_log(self, endpoint: str) -> Any:
@@ -140,10 +138,6 @@ class Endpoints:
     def hooks(self, endpoint: str) -> hooks_pb2_grpc.TrialHooksStub:
         """The TrialHooks stub for `grpc://host:port`."""
         return self._stub("hooks", endpoint)
-
-    def datalog(self, endpoint: str) -> data_pb2_grpc.LogExporterStub:
-        """The LogExporter stub for `grpc://host:port`."""
-        return self._stub("datalog", endpoint)
 
     def __len__(self) -> int:
         return len(self._channels)

@@ -157,4 +157,75 @@ def test_a_store_that_cannot_be_opened_is_a_configuration_error(
     ):
         recording(sqlite(tmp_path / "notes.db"))
     with pytest.raises(cogment.ConfigurationError, match=r"datalog: .*cannot open the datalog"):
-        recording(sqlite(tmp_path / "no" / "such" / "folder.db"))
+        recording(sqlite(tmp_path / "notes.db" / "inside-a-file.db"))
+    orch = recording(sqlite(tmp_path / "new" / "folder" / "trials.db"))  # made as needed
+    assert (tmp_path / "new" / "folder" / "trials.db").exists()
+    orch.stop()
+
+
+def test_sigterm_to_cogment_orchestrator_stores_every_queued_sample(
+    tmp_path: Path, project: Any, cog_settings: types.ModuleType
+) -> None:
+    """`cogment orchestrator` as a process: SIGTERM while the store is locked (samples pile
+    up in the queue); it stores them all before it exits."""
+    import queue
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from cogment.client import Connection
+    from tests.conftest import PROJECT_DIR, endpoint
+
+    for name in ("cogment.yaml", "data.proto", "delta.py"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    text = (tmp_path / "cogment.yaml").read_text()
+    text = text.replace("  pre_hooks:\n    - grpc://127.0.0.1:9003\n", "")
+    text = text.replace("grpc://127.0.0.1:9002", endpoint(project.env))
+    text = text.replace("grpc://127.0.0.1:9001", endpoint(project.player), 1)
+    text = text.replace("grpc://127.0.0.1:9001", endpoint(project.watcher), 1)
+    text += "datalog: {type: sqlite, path: trials.db}\n"
+    (tmp_path / "cogment.yaml").write_text(text)
+    db = tmp_path / "trials.db"
+    command = [sys.executable, "-m", "cogment.cli", "orchestrator", "--file", "cogment.yaml"]
+    process = subprocess.Popen(
+        [*command, "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    logs: queue.Queue[str] = queue.Queue()
+
+    def read_logs() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            logs.put(line)
+
+    threading.Thread(target=read_logs, daemon=True).start()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"datalog sqlite:{db})" in line, line
+        port = int(line.split(" on 127.0.0.1:")[1].split()[0])
+        with Connection(cog_settings, f"127.0.0.1:{port}", timeout=TIMEOUT) as connection:
+            no_rounds = cog_settings.trial.config_type()  # no end but ours
+            trial = connection.start_trial(cog_settings.actor_classes.player, trial_cfg=no_rounds)
+            _play(trial, range(2))
+            wait_until(lambda: stored_ticks(db, trial.id) == [0, 1])
+            blocker = sqlite3.connect(db, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            try:
+                _play(trial, range(2, 6))
+                process.send_signal(signal.SIGTERM)
+                while "storing" not in (text := logs.get(timeout=TIMEOUT)):
+                    pass
+                assert "queued samples" in text
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert trial_ended_in(db, trial.id) == ("orchestrator shutdown", 7, 0)
