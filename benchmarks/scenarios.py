@@ -199,7 +199,6 @@ def groups() -> list[list[Measure]]:
                     runners.datalog_load("serve", streams, 256),
                     unit="samples/s",
                     floor=(f"datalog.bare.s{streams}",),
-                    quick=streams == 1,
                 ),
             ]
         )

@@ -106,6 +106,7 @@ class RecordedTrial:
     @property
     def params(self) -> TrialParameters:
         if self._params is None:
+            self._log._need_settings()
             from cogment.errors import StatusError
             from cogment.protocol import params_from_proto
 
@@ -270,14 +271,16 @@ class Datalog:
         except sqlite3.Error as error:
             raise DatalogError(f"{self.path}: cannot read the datalog ({error})") from None
 
+    def _need_settings(self) -> None:
+        if self.settings is None:
+            raise ConfigurationError(
+                "decoding a trial needs the project's settings: open_datalog(path, cog_settings)"
+            )
+
     def _layout(self, trial: RecordedTrial) -> TrialLayout:
         layout = self._layouts.get(trial.id)
         if layout is None:
-            if self.settings is None:
-                raise ConfigurationError(
-                    "decoding samples needs the project's settings: "
-                    "open_datalog(path, cog_settings)"
-                )
+            self._need_settings()
             layout = self._layouts[trial.id] = TrialLayout(
                 self.settings, trial.raw_params, trial.id
             )
