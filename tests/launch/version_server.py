@@ -18,6 +18,7 @@ import grpc
 
 from cogment.api import common_pb2
 
+# the grandchild: deaf to SIGTERM, it runs until killed (120 s only bound a leak)
 _IGNORE_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
 
 
