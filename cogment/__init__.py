@@ -13,7 +13,7 @@ _os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from cogment.actor import Actor
 from cogment.agent import Agent
-from cogment.delta import ActionsTable, ObservationsTable
+from cogment.delta import ActionsTable, ObservationsTable, ObservationTable
 from cogment.environment import Environment
 from cogment.errors import (
     CogmentError,
@@ -42,6 +42,7 @@ __all__ = [
     "Environment",
     "EnvironmentParameters",
     "GrpcServer",
+    "ObservationTable",
     "ObservationsTable",
     "Orchestrator",
     "Trial",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Union
+from typing import Optional, Union
 
 from google.protobuf.message import Message
 
@@ -60,14 +60,17 @@ class Outbox:
         with self._lock:
             self._feedbacks.append(feedback)
 
-    def add_messages(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None:
-        """Queues one message per receiver (actor ids or `Actor`s; -1 is the environment).
+    def add_messages(
+        self, user_data: Optional[Message], send_list: Iterable[Union[int, Actor]]
+    ) -> None:
+        """Queues one message per receiver (actor ids or `Actor`s; -1 is the environment);
+        `user_data` None queues messages without payload.
 
         Raises:
-            TypeError: `user_data` is not a protobuf message.
+            TypeError: `user_data` is neither a protobuf message nor None.
             ValueError: a receiver is not in the trial (then nothing is queued).
         """
-        payload = pack_payload(user_data)
+        payload = None if user_data is None else pack_payload(user_data)
         messages = []
         for receiver in send_list:
             receiver_id = receiver.actor_id if isinstance(receiver, Actor) else receiver

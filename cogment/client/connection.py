@@ -200,7 +200,7 @@ class Connection:
         self,
         actor_class: ActorClass | str,
         trial_cfg: Any = None,
-        plugins: Optional[Sequence[Any]] = None,
+        plugins: Sequence[Any] = (),
         user_id: str = "",
     ) -> ClientTrial:
         """Starts a trial and takes its first `human` slot.
@@ -210,27 +210,34 @@ class Connection:
                 its id). Ignored when the trial has no human slot (`trial.actor_id == -1`).
             trial_cfg: an instance of `cog_settings.trial.config_type`, or None for the
                 project's default trial config.
-            plugins: accepted for compatibility; must be empty.
+            plugins: objects with a `start_trial(trial)` method, called in order once the
+                trial has started; when what one returns has a `trial_ended()` method, that
+                is called once when the trial ends, by any means (see
+                `ClientTrial.call_at_end`). A plugin that raises ends the trial, and
+                `start_trial` raises its exception.
             user_id: passed to the pre-trial hooks.
 
         Returns:
             The ClientTrial, holding the tick-0 observation.
 
         Raises:
-            ConfigurationError: unknown actor class, a slot of another class, plugins.
+            ConfigurationError: unknown actor class, a slot of another class, a plugin
+                without `start_trial`.
             TypeError: `trial_cfg` is not a `cog_settings.trial.config_type`.
             CogmentRpcError: the orchestrator refused (e.g. INVALID_ARGUMENT from a hook).
         """
         from cogment.client.trial import ClientTrial
 
         actor_class = self._actor_class(actor_class)
-        if plugins:
-            raise ConfigurationError(
-                f"start_trial: plugins are not supported by this client (got {list(plugins)!r})"
-            )
+        plugins = list(plugins or ())
+        for plugin in plugins:
+            if not callable(getattr(plugin, "start_trial", None)):
+                raise ConfigurationError(
+                    f"start_trial: a plugin must have a start_trial(trial) method, got {plugin!r}"
+                )
         request = orchestrator_pb2.TrialStartRequest(user_id=user_id or "")
+        config_type = getattr(getattr(self._settings, "trial", None), "config_type", None)
         if trial_cfg is not None:
-            config_type = getattr(getattr(self._settings, "trial", None), "config_type", None)
             if config_type is None:
                 raise ConfigurationError(
                     "start_trial: trial_cfg given but the project declares no trial.config_type"
@@ -240,15 +247,24 @@ class Connection:
                     f"start_trial: trial_cfg must be a {config_type.DESCRIPTOR.full_name}, "
                     f"got {type_name(trial_cfg)}"
                 )
+            request.config.SetInParent()  # present, even when all its fields are defaults
             request.config.content = trial_cfg.SerializeToString()
         reply = self._call("Start", request)
         try:
-            trial = ClientTrial(self, actor_class, reply)
+            trial = ClientTrial(self, actor_class, reply, trial_cfg)
         except BaseException:
             # clean up on partial failure: a trial we started but cannot drive is ended
             self._end_quietly(reply.trial_id)
             raise
         self._adopt(trial)
+        try:
+            for plugin in plugins:
+                ended = plugin.start_trial(trial)
+                if callable(getattr(ended, "trial_ended", None)):
+                    trial.call_at_end(ended.trial_ended)
+        except BaseException:
+            trial.end()
+            raise
         return trial
 
     def join_trial(

@@ -61,7 +61,7 @@ class TrialLink:
         self._last_activity = time.monotonic()
         self._stream: Optional[ActionStream] = None
         self._watcher: Optional[ActionStream] = None
-        self._end = TrialEnd(self, f"cogment-end-{trial_id}")
+        self._end = TrialEnd(f"cogment-end-{trial_id}")
         self._detached = False
         self._unreachable = Unreachable()  # only the heartbeat thread touches it
 

@@ -68,7 +68,10 @@ class Actor:
         self.actor_class = actor_class
         self.index_in_class = index_in_class
         self.endpoint: str = params.endpoint
-        self.config: common_pb2.ActorConfig = params.config
+        # None when the parameters give no config: it then stays off the wire
+        self.config: Optional[common_pb2.ActorConfig] = (
+            params.config if params.HasField("config") else None
+        )
         self.stub: Any = None  # an AgentStub (agents only)
         self.decide: Any = None  # Agent.Decide taking a request encoded by `wire`
         self.started = False

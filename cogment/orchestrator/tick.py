@@ -136,11 +136,14 @@ class Trial:
             self._datalog.open(params)
 
         self._env_started = True
+        # a config is on the wire only when the parameters have one (0.5 services decode any
+        # config present with their config type)
+        trial_config = params.trial_config if params.HasField("trial_config") else None
         request = environment_pb2.EnvStartRequest(
             trial_id=self.id,
-            config=params.environment.config,
+            config=params.environment.config if params.environment.HasField("config") else None,
             actor_counts=self.actor_counts,
-            trial_config=params.trial_config,
+            trial_config=trial_config,
         )
         try:
             raw = await self._env_start(request, timeout=timeout)
@@ -156,7 +159,7 @@ class Trial:
                 actor_id=agent.id,
                 config=agent.config,
                 actor_counts=self.actor_counts,
-                trial_config=params.trial_config,
+                trial_config=trial_config,
             )
             calls.append(agent.stub.Start(agent_request, timeout=timeout))
         results = await asyncio.gather(*calls, return_exceptions=True)
@@ -172,7 +175,8 @@ class Trial:
             slot = self.humans.slots[0]  # the starting client holds the first human slot
             self.humans.hold(slot, self._session_id)
             answer.actor_id = slot.actor.id
-            answer.human_config.CopyFrom(slot.actor.config)
+            if slot.actor.config is not None:
+                answer.human_config.CopyFrom(slot.actor.config)
             answer.observation.CopyFrom(self._current_observation(slot.actor))
             if params.max_inactivity:
                 rt.registry.watch_inactivity(self, float(params.max_inactivity))
@@ -267,17 +271,55 @@ class Trial:
             final = []
         for step in steps:
             discard(step)
-        if final:
-            results = await asyncio.gather(*final, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    log.debug("trial %s: a last delivery failed: %s", self.id, result)
+        await self._deliver(final)
+        if not self.failed:  # then what was given after the last tick (a client's end())
+            await self._deliver(self._leftovers())
         timeout = self._rt.end_timeout
         env = (self._env_stub, self._env_where) if self._env_started else None
         agents = [agent for agent in self._agents if agent.started]
         await end_services(self.id, env, agents, timeout)
         if self._datalog is not None:
             await self._datalog.close(timeout)
+
+    async def _deliver(self, deliveries: list[Any]) -> None:
+        """Awaits the last deliveries to services; their failures are only logged."""
+        if not deliveries:
+            return
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.debug("trial %s: a last delivery failed: %s", self.id, result)
+
+    def _leftovers(self) -> list[Any]:
+        """Deliveries of the feedback and messages no tick delivered (a client's last ones,
+        sent with its `end()`): every agent's rewards of the ticks still open and its
+        messages, the environment's messages; each before the services' End."""
+        by_tick = self._book.close_all()
+        routed = self._route()
+        deliveries: list[Any] = []
+        for agent in self._agents:
+            if not agent.started:
+                continue
+            rewards = [(tick, r[agent.id]) for tick, r in by_tick if agent.id in r]
+            messages = routed.get(agent.id) if routed else None
+            if rewards or messages:
+                deliveries.append(self._loop.create_task(self._last_step(agent, rewards, messages)))
+        env_messages = routed.get(ENV_ID) if routed else None
+        if env_messages and self._env_started:
+            deliveries.append(self._loop.create_task(self._env_on_message(env_messages)))
+        return deliveries
+
+    async def _last_step(
+        self,
+        agent: Actor,
+        rewards: list[tuple[int, agent_pb2.Reward]],
+        messages: Optional[list[common_pb2.Message]],
+    ) -> None:
+        """An agent's rewards (in tick order) and messages after the trial's last tick."""
+        for tick, reward in rewards:
+            await self._agent_step(agent, reward, None, None, tick)
+        if messages:
+            await self._agent_step(agent, None, messages, None, self._tick)
 
     # ------------------------------------------------------------------ tick helpers
 

@@ -191,8 +191,8 @@ def test_heartbeats_keep_an_idle_trial_and_detect_its_end(
     heartbeat_rounds(fake, idle, 3)
     settle(trial)
     assert len(ends.calls) == 1
-    called_with, thread_name, _ = ends.calls[0]
-    assert called_with is trial and thread_name != threading.current_thread().name
+    thread_name, _ = ends.calls[0]
+    assert thread_name != threading.current_thread().name
     assert thread_name == END_LISTENER_THREAD.format(trial_id=trial.id)  # what settle() joins
     assert fake.heartbeats(trial.id) == beats  # stopped with the trial
 
