@@ -11,10 +11,8 @@ from google.protobuf.message import Message
 
 from cogment.actor import Actor
 from cogment.api import common_pb2
+from cogment.constants import CURRENT_TICK, ENVIRONMENT_ID
 from cogment.protocol import UserData, make_feedback, pack_payload
-
-ENVIRONMENT_ID = -1
-"""The id that addresses the environment in messages."""
 
 NO_RECEIVER = (
     "trial {trial_id}: no actor {receiver} to send a message to "
@@ -103,7 +101,7 @@ class Outbox:
             feedbacks, self._feedbacks = self._feedbacks, []
             messages, self._messages = self._messages, []
         for feedback in feedbacks[mark:]:
-            if feedback.tick_id == -1:
+            if feedback.tick_id == CURRENT_TICK:
                 feedback.tick_id = tick_id
         return feedbacks, messages
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import grpc
 
+from cogment.constants import UNLIMITED_MESSAGES
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.servicers import make_servicer
 
@@ -21,8 +22,7 @@ _LOG = logging.getLogger("cogment")
 
 DEFAULT_MAX_WORKERS = 32
 _SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", -1),  # observations of any size
-    ("grpc.max_receive_message_length", -1),
+    *UNLIMITED_MESSAGES,  # observations of any size
     ("grpc.so_reuseport", 0),  # a port already in use is an error, not a shared listener
 ]
 

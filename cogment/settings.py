@@ -20,9 +20,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from cogment.api import common_pb2
+from cogment.constants import HUMAN_ENDPOINT
 from cogment.errors import ConfigurationError
 
-HUMAN_ENDPOINT = "human"
 _ENDPOINT_RE = re.compile(r"^grpc://(?P<host>[^\s:/]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
 _CLASS_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TYPE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")

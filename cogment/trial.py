@@ -14,8 +14,9 @@ from google.protobuf.message import Message
 
 from cogment.actor import Actor, ActorTable
 from cogment.api import common_pb2
+from cogment.constants import ENVIRONMENT_ID
 from cogment.delta import ObservationTable, observation_table_type
-from cogment.outbox import ENVIRONMENT_ID, Outbox
+from cogment.outbox import Outbox
 from cogment.protocol import UserData
 from cogment.settings import Settings
 

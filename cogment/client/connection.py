@@ -33,6 +33,7 @@ from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client.ending import UNREACHABLE, classify
 from cogment.client.heartbeat import HeartbeatThread
 from cogment.client.slot import type_name
+from cogment.constants import UNLIMITED_MESSAGES
 from cogment.errors import CogmentError, CogmentRpcError, ConfigurationError, from_rpc_error
 from cogment.settings import ActorClass, Settings
 
@@ -52,7 +53,6 @@ CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connecti
 _ENDPOINT_RE = re.compile(
     r"^(?:grpc://)?(?P<host>[^\s:/\[\]]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$"
 )
-_UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 
 class TrialService(Protocol):
@@ -140,7 +140,7 @@ class Connection:
         self._channel: Optional[grpc.Channel] = None
         if isinstance(endpoint, str):
             self._endpoint = parse_endpoint(endpoint)
-            self._channel = grpc.insecure_channel(self._endpoint, options=_UNLIMITED)
+            self._channel = grpc.insecure_channel(self._endpoint, options=UNLIMITED_MESSAGES)
             self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"

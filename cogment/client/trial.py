@@ -32,6 +32,7 @@ from cogment.client.ending import REASON_CLIENT
 from cogment.client.link import TrialLink
 from cogment.client.slot import slot_class, slot_config, type_name
 from cogment.client.stream import ActionStream
+from cogment.constants import CURRENT_TICK
 from cogment.errors import CogmentError, CogmentRpcError, StatusError, TrialError
 from cogment.protocol import UserData, unpack_observation
 from cogment.settings import ActorClass
@@ -293,7 +294,7 @@ class ClientTrial(TrialLink, Trial):
         self, actor: Actor, value: float, confidence: float, tick_id: int, user_data: UserData
     ) -> None:
         self._check_usable()  # tick -1: the tick of the observation held
-        tick = self._tick_id if tick_id == -1 else tick_id
+        tick = self._tick_id if tick_id == CURRENT_TICK else tick_id
         self._outbox.add_feedback(actor, value, confidence, tick, user_data)
 
     def _flush(self) -> None:

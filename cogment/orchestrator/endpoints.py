@@ -17,13 +17,13 @@ from cogment.api import (
     environment_pb2_grpc,
     hooks_pb2_grpc,
 )
+from cogment.constants import UNLIMITED_MESSAGES
 from cogment.settings import endpoint_address
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.
 CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
+    *UNLIMITED_MESSAGES,
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),

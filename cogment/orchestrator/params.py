@@ -7,7 +7,8 @@ from typing import Any, Optional
 from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
-from cogment.settings import HUMAN_ENDPOINT, ActorClassList, is_grpc_endpoint
+from cogment.constants import HUMAN_ENDPOINT
+from cogment.settings import ActorClassList, is_grpc_endpoint
 
 from .actors import Runtime, failure
 from .status import invalid_argument

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf import message_factory
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from cogment.constants import NO_ACTOR_ID, UNLIMITED_MESSAGES
 from cogment.errors import ConfigurationError
 from cogment.version import version_entries
 
@@ -33,8 +34,7 @@ from .tick import ENDED_BY_CLIENT, SHUTDOWN, Trial
 log = logging.getLogger("cogment.orchestrator")
 
 SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
+    *UNLIMITED_MESSAGES,
     ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
 ]
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
@@ -135,7 +135,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
                     return
                 try:
                     trial = self._registry.get(request.trial_id)
-                    if request.actor_id == -1 and not request.HasField("action"):
+                    if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
                         waiter: Any = asyncio.shield(trial.ended)  # a watcher: only the end
                     else:
                         waiter = trial.humans.submit(request.actor_id, request.action.content)

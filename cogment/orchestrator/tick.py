@@ -27,7 +27,7 @@ import time
 from typing import Any, Optional, Union
 
 from cogment.api import agent_pb2, common_pb2, environment_pb2, orchestrator_pb2
-from cogment.settings import HUMAN_ENDPOINT
+from cogment.constants import ENVIRONMENT_ID, HUMAN_ENDPOINT, NO_ACTOR_ID
 
 from . import params as trial_params
 from . import status, wire
@@ -39,7 +39,6 @@ from .status import StatusError
 
 log = logging.getLogger("cogment.orchestrator")
 
-ENV_ID = -1  # the environment's id in messages
 ENDED_BY_CLIENT = "ended by a client"
 ENDED_BY_ENV = "the environment ended the trial"
 MAX_STEPS_REACHED = "max_steps ({max_steps}) reached"
@@ -169,7 +168,7 @@ class Trial:
 
         self._steps = self._next_steps(self._observations(), {}, None)  # Decide(0) at once
         answer = orchestrator_pb2.TrialStartReply(
-            trial_id=self.id, actor_id=-1, actor_counts=self.actor_counts
+            trial_id=self.id, actor_id=NO_ACTOR_ID, actor_counts=self.actor_counts
         )
         if self.humans:
             slot = self.humans.slots[0]  # the starting client holds the first human slot
@@ -227,7 +226,7 @@ class Trial:
             if update.feedbacks:
                 self._book.add(update.feedbacks, tick)
             if update.messages:
-                self._collect(update.messages, ENV_ID)
+                self._collect(update.messages, ENVIRONMENT_ID)
             previous = self._obs_set
             self._set_observations(update)
             rewards = self._book.close_tick()
@@ -245,7 +244,7 @@ class Trial:
                 self._steps = self._next_steps(observations, rewards, routed)
             else:
                 self._final = self._next_steps(None, rewards, routed)
-            env_messages = routed.get(ENV_ID) if routed else None
+            env_messages = routed.get(ENVIRONMENT_ID) if routed else None
             if env_messages:
                 self._env_messages = self._loop.create_task(self._env_on_message(env_messages))
             if humans:
@@ -304,7 +303,7 @@ class Trial:
             messages = routed.get(agent.id) if routed else None
             if rewards or messages:
                 deliveries.append(self._loop.create_task(self._last_step(agent, rewards, messages)))
-        env_messages = routed.get(ENV_ID) if routed else None
+        env_messages = routed.get(ENVIRONMENT_ID) if routed else None
         if env_messages and self._env_started:
             deliveries.append(self._loop.create_task(self._env_on_message(env_messages)))
         return deliveries
@@ -449,7 +448,7 @@ class Trial:
 
     async def _env_on_message(self, messages: list[common_pb2.Message]) -> None:
         request = environment_pb2.EnvOnMessageRequest(
-            trial_id=self.id, actor_id=ENV_ID, messages=messages
+            trial_id=self.id, actor_id=ENVIRONMENT_ID, messages=messages
         )
         timeout = self._rt.response_timeout
         try:
