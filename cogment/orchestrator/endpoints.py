@@ -18,6 +18,7 @@ from cogment.api import (
     hooks_pb2_grpc,
 )
 from cogment.constants import UNLIMITED_MESSAGES
+from cogment.errors import LifecycleError
 from cogment.settings import endpoint_address
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
@@ -55,7 +56,7 @@ class Endpoints:
         stub = self._stubs.get(key)
         if stub is None:
             if self._closed:
-                raise RuntimeError("the orchestrator's channels are closed")
+                raise LifecycleError("the orchestrator's channels are closed (it is stopping)")
             address = endpoint_address(endpoint)
             channel = self._channels.get(address)
             if channel is None:
