@@ -61,6 +61,13 @@ def _user_call(owner: str, method: str, trial_id: str, fn: Callable[..., Any], *
         raise StatusError(grpc.StatusCode.INTERNAL, text) from error
 
 
+def _wanted(context: Any) -> bool:
+    """False once the caller gave up on the call (deadline passed, cancelled). (A call given
+    up on while it waited for a thread is not run at all: grpc drops it.)"""
+    is_active = getattr(context, "is_active", None)
+    return is_active is None or bool(is_active())
+
+
 def _trial_config(settings: Settings, request: Any) -> Any:
     """The decoded trial config of a Start request (None when absent)."""
     what = f"trial {request.trial_id}: trial_config"
@@ -314,28 +321,34 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
 
 
 class TrialHooksServicer(hooks_pb2_grpc.TrialHooksServicer):
-    """Serves one `cogment.TrialHooks` subclass (one instance, one call at a time)."""
+    """Serves one `cogment.TrialHooks` subclass: one instance, whose `pre_trial` runs for
+    several trials at once (one call per trial)."""
 
     def __init__(self, hooks_type: type[TrialHooks], settings: Settings) -> None:
         self._type = hooks_type
         self._name = hooks_type.__name__
         self._settings = settings
         self._hooks = hooks_type()
-        self._lock = threading.Lock()
 
     @handler
     def PreTrial(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
         params = params_from_proto(request.params, self._settings)
-        with self._lock:
-            result = _user_call(
+        result = _user_call(
+            self._name,
+            "pre_trial",
+            trial_id,
+            self._hooks.pre_trial,
+            trial_id,
+            request.user_id,
+            params,
+        )
+        if not _wanted(context):
+            _LOG.info(
+                "%s.pre_trial of trial %s finished after the orchestrator gave up on it; "
+                "its result is discarded",
                 self._name,
-                "pre_trial",
                 trial_id,
-                self._hooks.pre_trial,
-                trial_id,
-                request.user_id,
-                params,
             )
         try:
             encoded = params_to_proto(params if result is None else result, self._settings)

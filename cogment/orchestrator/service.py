@@ -120,29 +120,35 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
     ) -> AsyncIterator[Any]:
         requests = request_iterator.__aiter__()
         trial: Optional[Trial] = None
-        while True:
-            next_request = asyncio.ensure_future(requests.__anext__())
-            if trial is None:
-                await asyncio.wait((next_request,))
-            else:  # between two actions, an idle client still hears of the trial's end at once
-                await asyncio.wait((next_request, trial.end.told), return_when=FIRST_COMPLETED)
-            if next_request.done():
-                try:
-                    request = next_request.result()
-                except StopAsyncIteration:
+        next_request: Optional[asyncio.Future[Any]] = None
+        try:
+            while True:
+                next_request = asyncio.ensure_future(requests.__anext__())
+                if trial is None:
+                    await asyncio.wait((next_request,))
+                else:  # between two actions, an idle client hears of the trial's end at once
+                    await asyncio.wait((next_request, trial.end.told), return_when=FIRST_COMPLETED)
+                if next_request.done():
+                    try:
+                        request = next_request.result()
+                    except StopAsyncIteration:
+                        return
+                    trial = self._registry.get(request.trial_id)
+                    if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
+                        reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
+                    else:
+                        reply = await trial.humans.submit(request.actor_id, request.action.content)
+                else:  # the trial ended while this client was idle
+                    assert trial is not None
+                    reply = trial.end.told.result()
+                yield _answer(reply)
+                if type(reply) is not bytes:  # the end
                     return
-                trial = self._registry.get(request.trial_id)
-                if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
-                    reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
-                else:
-                    reply = await trial.humans.submit(request.actor_id, request.action.content)
-            else:  # the trial ended while this client was idle
+        finally:
+            # a client that goes away while idle is not an error: its pending read is dropped
+            if next_request is not None:
+                next_request.add_done_callback(_consume)
                 next_request.cancel()
-                assert trial is not None
-                reply = trial.end.told.result()
-            yield _answer(reply)
-            if type(reply) is not bytes:  # the end
-                return
 
     @async_handler
     async def Heartbeat(self, request: Any, context: Any) -> Any:
@@ -159,6 +165,12 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         trial = self._registry.get(request.trial_id)
         trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieves the outcome of a future nobody awaits (so asyncio does not report it)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _answer(reply: Reply) -> Any:
