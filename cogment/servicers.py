@@ -10,6 +10,7 @@ an unusable user result (logged with its traceback on the "cogment" logger).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import threading
@@ -61,6 +62,24 @@ def _user_call(owner: str, method: str, trial_id: str, fn: Callable[..., Any], *
         raise StatusError(grpc.StatusCode.INTERNAL, text) from error
 
 
+IDLE_SESSION = (
+    "{owner}: trial {trial_id}{actor} was not called for {limit:g} s (its orchestrator is gone?): "
+    "ending it"
+)
+
+
+def _end_idle(owner: str, sessions: Sessions[Any, Any], limit: float) -> int:
+    """Ends (with the user's `end()`) the sessions not called for `limit` seconds; returns
+    how many."""
+    idle = sessions.pop_idle(limit)
+    for key, session in idle:
+        trial_id, actor = (key[0], f" actor {key[1]}") if isinstance(key, tuple) else (key, "")
+        _LOG.warning(IDLE_SESSION.format(owner=owner, trial_id=trial_id, actor=actor, limit=limit))
+        with session.lock, contextlib.suppress(StatusError):  # (logged by _user_call)
+            _user_call(owner, "end", trial_id, session.user.end)
+    return len(idle)
+
+
 def _wanted(context: Any) -> bool:
     """False once the caller gave up on the call (deadline passed, cancelled). (A call given
     up on while it waited for a thread is not run at all: grpc drops it.)"""
@@ -83,6 +102,10 @@ def _check_result(owner: str, method: str, trial_id: str, error: StatusError) ->
 
 class _AgentSession:
     __slots__ = ("actor_class", "agent", "lock", "observation", "trial")
+
+    @property
+    def user(self) -> Agent:
+        return self.agent
 
     def __init__(self, agent: Agent, trial: ServiceTrial, actor_class: ActorClass) -> None:
         self.agent = agent
@@ -135,8 +158,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     @handler
     def Decide(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
-        session = self._sessions.get((trial_id, request.actor_id))
-        with session.lock:
+        with self._sessions.use((trial_id, request.actor_id)) as session, session.lock:
             trial, actor_class = session.trial, session.actor_class
             observation = request.observation
             full = unpack_observation(
@@ -166,16 +188,14 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 
     @handler
     def Reward(self, request: Any, context: Any) -> Any:
-        session = self._sessions.get((request.trial_id, request.actor_id))
-        with session.lock:
+        with self._sessions.use((request.trial_id, request.actor_id)) as session, session.lock:
             _user_call(self._name, "reward", request.trial_id, session.agent.reward, request.reward)
         return agent_pb2.AgentRewardReply()
 
     @handler
     def OnMessage(self, request: Any, context: Any) -> Any:
-        session = self._sessions.get((request.trial_id, request.actor_id))
         messages = agent_pb2.MessageCollection(messages=request.messages)
-        with session.lock:
+        with self._sessions.use((request.trial_id, request.actor_id)) as session, session.lock:
             _user_call(
                 self._name, "on_message", request.trial_id, session.agent.on_message, messages
             )
@@ -193,12 +213,25 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     def Version(self, request: Any, context: Any) -> Any:
         return version_info(self._type.VERSIONS)
 
+    def end_idle_sessions(self, limit: float) -> int:
+        """Ends the actors not called for `limit` seconds; returns how many."""
+        return _end_idle(self._name, self._sessions, limit)
+
+    @property
+    def session_count(self) -> int:
+        """The actors being served."""
+        return len(self._sessions)
+
 
 # --------------------------------------------------------------------------- environments
 
 
 class _EnvSession:
     __slots__ = ("classes", "ended", "env", "keeper", "lock", "trial")
+
+    @property
+    def user(self) -> Environment:
+        return self.env
 
     def __init__(self, env: Environment, trial: ServiceTrial, classes: list[ActorClass]) -> None:
         self.env = env
@@ -262,8 +295,7 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
     @handler
     def Update(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
-        session = self._sessions.get(trial_id)
-        with session.lock:
+        with self._sessions.use(trial_id) as session, session.lock:
             trial, env = session.trial, session.env
             if session.ended:
                 raise StatusError(
@@ -298,9 +330,8 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
 
     @handler
     def OnMessage(self, request: Any, context: Any) -> Any:
-        session = self._sessions.get(request.trial_id)
         messages = agent_pb2.MessageCollection(messages=request.messages)
-        with session.lock:
+        with self._sessions.use(request.trial_id) as session, session.lock:
             _user_call(self._name, "on_message", request.trial_id, session.env.on_message, messages)
         return environment_pb2.EnvOnMessageReply()
 
@@ -315,6 +346,15 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
     @handler
     def Version(self, request: Any, context: Any) -> Any:
         return version_info(self._type.VERSIONS)
+
+    def end_idle_sessions(self, limit: float) -> int:
+        """Ends the trials not called for `limit` seconds; returns how many."""
+        return _end_idle(self._name, self._sessions, limit)
+
+    @property
+    def session_count(self) -> int:
+        """The trials being served."""
+        return len(self._sessions)
 
 
 # --------------------------------------------------------------------------- hooks

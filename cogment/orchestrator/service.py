@@ -19,7 +19,7 @@ from google.protobuf import message_factory
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.boundary import async_handler, async_stream_handler
-from cogment.constants import NO_ACTOR_ID, UNLIMITED_MESSAGES
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB, NO_ACTOR_ID, message_size_options
 from cogment.errors import ConfigurationError, StatusError
 from cogment.version import version_entries
 
@@ -34,10 +34,7 @@ from .tick import Trial
 
 log = logging.getLogger("cogment.orchestrator")
 
-SERVER_OPTIONS = [
-    *UNLIMITED_MESSAGES,
-    ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
-]
+_NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
 SESSION_KEY = "session_id"
 
@@ -190,6 +187,8 @@ class OrchestratorServer:
         default_trial_params: replaces `settings.default_trial_params`.
         pre_hooks: replaces `settings.pre_hooks`.
         datalog_endpoint: replaces `settings.datalog.url` ("" turns the datalog off).
+        max_message_mb: the largest message a client may send, in MiB (None: no limit); a
+            larger one is refused with RESOURCE_EXHAUSTED. Replies are not limited.
     """
 
     def __init__(
@@ -199,9 +198,13 @@ class OrchestratorServer:
         default_trial_params: Optional[common_pb2.TrialParams] = None,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
+        if max_message_mb is not None and max_message_mb <= 0:
+            raise ConfigurationError(f"max_message_mb must be > 0, got {max_message_mb}")
+        self._max_message_mb = max_message_mb
         for name in ("actor_classes", "trial", "environment"):
             if not hasattr(settings, name):
                 raise ConfigurationError(f"the settings have no {name!r}: not a cog_settings?")
@@ -238,7 +241,9 @@ class OrchestratorServer:
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server = grpc.aio.server(
+            options=[*message_size_options(self._max_message_mb), _NO_REUSEPORT]
+        )
         _add_servicer(TrialServicer(self), server)
         try:
             bound = server.add_insecure_port(address)
