@@ -96,7 +96,8 @@ def test_grandchildren_that_ignore_sigterm_are_killed_with_their_group(tmp_path:
         "services:\n"
         "  - name: stubborn\n"
         "    command: python version_server.py --grandchild --port {port}\n"
-        "    port: 9999\n"  # the client starts once it serves: after it started the grandchild
+        # the client starts once it serves: after its grandchild ignores SIGTERM
+        "    port: 9999\n"
         "client:\n"
         "  command: python -c 'print(\"done\")'\n",  # ends at once: launch then stops all
     )
