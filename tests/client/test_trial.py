@@ -396,11 +396,7 @@ def test_a_second_action_on_a_busy_stream_is_refused(settings: Any) -> None:
             trial.begin_actions_stream()
             worker = threading.Thread(target=trial.do_action, args=(move(conn),))
             worker.start()
-            wait_until(
-                lambda: "Action" in fake_hold.methods() or trial._pending > 0,
-                5,
-                "the action is under way",
-            )
+            wait_until(lambda: fake_hold.trials[trial.id].pending, 5, "the action reached the fake")
             with pytest.raises(CogmentRpcError, match="already has an action pending"):
                 trial.do_action(move(conn))
             fake_hold.release.set()

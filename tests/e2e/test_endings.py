@@ -121,7 +121,8 @@ def test_the_client_ends_the_trial(
     from data_pb2 import Move
 
     orch = orchestrator()
-    trial = connect(orch, heartbeat_interval=0.05).start_trial("player")
+    conn = connect(orch, heartbeat_interval=0.05)
+    trial = conn.start_trial("player")
     ends = Ends()
     trial.set_on_trial_end_event_listener(ends)
     trial.do_action(Move(cell=0))
@@ -133,7 +134,7 @@ def test_the_client_ends_the_trial(
     # trial: once that trial's heartbeat reached the orchestrator, one of `trial` under way
     # at its end has had its answer handled
     lookups = TrialLookups(orch)
-    idle = trial.connection.start_trial("player")
+    idle = conn.start_trial("player")
     lookups.wait(idle.id, 2, 5, "2 heartbeats of another trial reached the orchestrator")
     settle(trial)
     assert not ends.calls
