@@ -18,7 +18,7 @@ from cogment.api import (
     hooks_pb2_grpc,
 )
 from cogment.constants import UNLIMITED_MESSAGES
-from cogment.settings import endpoint_address
+from cogment.endpoint import endpoint_address
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.

@@ -8,7 +8,8 @@ from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
 from cogment.constants import HUMAN_ENDPOINT
-from cogment.settings import ActorClassList, is_grpc_endpoint
+from cogment.endpoint import is_grpc_endpoint
+from cogment.settings import ActorClassList
 
 from .actors import Runtime, failure
 from .status import invalid_argument
