@@ -16,6 +16,7 @@ import grpc
 
 from cogment.constants import UNLIMITED_MESSAGES
 from cogment.errors import CogmentError, ConfigurationError
+from cogment.lifecycle import Lifecycle, misuse
 from cogment.servicers import make_servicer
 
 _LOG = logging.getLogger("cogment")
@@ -25,9 +26,6 @@ _SERVER_OPTIONS = [
     *UNLIMITED_MESSAGES,  # observations of any size
     ("grpc.so_reuseport", 0),  # a port already in use is an error, not a shared listener
 ]
-
-
-_CREATED, _STARTED, _STOPPED = "created", "started", "stopped"
 
 
 class GrpcServer:
@@ -68,7 +66,7 @@ class GrpcServer:
         servicer, add_servicer = make_servicer(service_type, settings)
         self.service_type = service_type
         self.host = host
-        self._state = _CREATED
+        self._state = Lifecycle.CREATED
         self._state_lock = threading.Lock()
         self._stopped = threading.Event()
         self._executor = futures.ThreadPoolExecutor(
@@ -90,12 +88,9 @@ class GrpcServer:
     def start(self) -> GrpcServer:
         """Starts serving in the background and returns the server."""
         with self._state_lock:
-            if self._state != _CREATED:
-                raise CogmentError(
-                    f"GrpcServer.start(): the server was already {self._state}"
-                    + ("; make a new GrpcServer" if self._state == _STOPPED else "")
-                )
-            self._state = _STARTED
+            if self._state is not Lifecycle.CREATED:
+                raise misuse("GrpcServer", "start", self._state)
+            self._state = Lifecycle.STARTED
             self._server.start()
         _LOG.info("serving %s on %s:%d", self.service_type.__name__, self.host, self.port)
         return self
@@ -107,9 +102,9 @@ class GrpcServer:
         """
         with self._state_lock:
             state = self._state
-        if state == _STOPPED:
-            raise CogmentError("GrpcServer.serve(): the server was stopped; make a new GrpcServer")
-        if state == _CREATED:
+        if state is Lifecycle.STOPPED:
+            raise misuse("GrpcServer", "serve", state)
+        if state is Lifecycle.CREATED:
             self.start()
         if threading.current_thread() is not threading.main_thread():
             self._stopped.wait()
@@ -138,9 +133,9 @@ class GrpcServer:
             grace: seconds to let calls in flight finish; None aborts them at once.
         """
         with self._state_lock:
-            if self._state == _STOPPED:
+            if self._state is Lifecycle.STOPPED:
                 return
-            self._state = _STOPPED
+            self._state = Lifecycle.STOPPED
         self._close(grace)
         self._stopped.set()
 
@@ -151,7 +146,7 @@ class GrpcServer:
 
     def __enter__(self) -> GrpcServer:
         with self._state_lock:
-            created = self._state == _CREATED
+            created = self._state is Lifecycle.CREATED
         if created:
             self.start()
         return self
@@ -160,4 +155,6 @@ class GrpcServer:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"GrpcServer({self.service_type.__name__}, port={self.port}, state={self._state})"
+        return (
+            f"GrpcServer({self.service_type.__name__}, port={self.port}, state={self._state.value})"
+        )

@@ -19,6 +19,7 @@ from cogment.api import (
 )
 from cogment.constants import UNLIMITED_MESSAGES
 from cogment.endpoint import endpoint_address
+from cogment.errors import LifecycleError
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.
@@ -55,7 +56,7 @@ class Endpoints:
         stub = self._stubs.get(key)
         if stub is None:
             if self._closed:
-                raise RuntimeError("the orchestrator's channels are closed")
+                raise LifecycleError("the orchestrator's channels are closed (it is stopping)")
             address = endpoint_address(endpoint)
             channel = self._channels.get(address)
             if channel is None:
