@@ -24,8 +24,11 @@ _LOG = logging.getLogger("cogment")
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
-def internal_error(method: Callable[..., Any], error: BaseException) -> StatusError:
-    """The INTERNAL status for an unexpected exception of ours (logged with its traceback)."""
+def status_of(method: Callable[..., Any], error: Exception) -> StatusError:
+    """The status a call answers with for `error`: its own for a StatusError; INTERNAL for
+    anything else, an unexpected exception of ours (logged with its traceback)."""
+    if isinstance(error, StatusError):
+        return error
     _LOG.error("cogment-py internal error in %s", method.__qualname__, exc_info=error)
     return StatusError(grpc.StatusCode.INTERNAL, f"cogment-py internal error: {error!r}")
 
@@ -37,10 +40,8 @@ def handler(method: _Method) -> _Method:
     def wrapped(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
-        except StatusError as error:
-            context.abort(error.code, error.message)
         except Exception as error:
-            status = internal_error(method, error)
+            status = status_of(method, error)
             context.abort(status.code, status.message)
 
     return wrapped  # type: ignore[return-value]
@@ -53,10 +54,10 @@ def async_handler(method: _Method) -> _Method:
     async def wrapped(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await method(self, request, context)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        except grpc.aio.AbortError:  # the call was ended already
+            raise
         except Exception as error:
-            status = internal_error(method, error)
+            status = status_of(method, error)
             await context.abort(status.code, status.message)
 
     return wrapped  # type: ignore[return-value]
@@ -72,10 +73,10 @@ def async_stream_handler(method: _Method) -> _Method:
         try:
             async for reply in method(self, requests, context):
                 yield reply
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        except grpc.aio.AbortError:  # the call was ended already
+            raise
         except Exception as error:
-            status = internal_error(method, error)
+            status = status_of(method, error)
             await context.abort(status.code, status.message)
 
     return wrapped  # type: ignore[return-value]

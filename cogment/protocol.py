@@ -52,12 +52,13 @@ def decode(message_type: type[Message], content: bytes, what: str) -> Message:
 
 
 def decode_config(
-    config_type: Optional[type[Message]], content: bytes, present: bool, what: str
+    config_type: Optional[type[Message]], parent: Message, field: str, what: str
 ) -> Optional[Message]:
-    """A config field decoded: None without a config type or when the field is absent."""
-    if config_type is None or not present:
+    """The config sub-message `field` of `parent` (a TrialConfig, ActorConfig...) decoded:
+    None without a config type or when the field is absent."""
+    if config_type is None or not parent.HasField(field):
         return None
-    return decode(config_type, content, what)
+    return decode(config_type, getattr(parent, field).content, what)
 
 
 def encode_user_data(user_data: UserData) -> bytes:

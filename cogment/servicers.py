@@ -61,6 +61,12 @@ def _user_call(owner: str, method: str, trial_id: str, fn: Callable[..., Any], *
         raise StatusError(grpc.StatusCode.INTERNAL, text) from error
 
 
+def _trial_config(settings: Settings, request: Any) -> Any:
+    """The decoded trial config of a Start request (None when absent)."""
+    what = f"trial {request.trial_id}: trial_config"
+    return decode_config(settings.trial.config_type, request, "trial_config", what)
+
+
 def _check_result(owner: str, method: str, trial_id: str, error: StatusError) -> StatusError:
     return StatusError(error.code, f"{owner}.{method} in trial {trial_id}: {error.message}")
 
@@ -107,18 +113,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             )
         self._sessions.check_new((trial_id, actor_id))
         what = f"trial {trial_id}: actor {actor_id}"
-        config = decode_config(
-            actor_class.config_type,
-            request.config.content,
-            request.HasField("config"),
-            f"{what}: config",
-        )
-        trial_config = decode_config(
-            settings.trial.config_type,
-            request.trial_config.content,
-            request.HasField("trial_config"),
-            f"trial {trial_id}: trial_config",
-        )
+        config = decode_config(actor_class.config_type, request, "config", f"{what}: config")
+        trial_config = _trial_config(settings, request)
         trial = ServiceTrial(
             trial_id, settings, request.actor_counts, trial_config, sender_id=actor_id
         )
@@ -238,16 +234,11 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
         self._sessions.check_new(trial_id)
         config = decode_config(
             settings.environment.config_type,
-            request.config.content,
-            request.HasField("config"),
+            request,
+            "config",
             f"trial {trial_id}: environment config",
         )
-        trial_config = decode_config(
-            settings.trial.config_type,
-            request.trial_config.content,
-            request.HasField("trial_config"),
-            f"trial {trial_id}: trial_config",
-        )
+        trial_config = _trial_config(settings, request)
         trial = ServiceTrial(trial_id, settings, counts, trial_config)
         env = _user_call(self._name, "__init__", trial_id, self._type, trial)
         if not hasattr(env, "trial"):  # an __init__ override that forgot super().__init__

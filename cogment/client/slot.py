@@ -73,8 +73,8 @@ def slot_config(actor_class: Optional[ActorClass], reply: orchestrator_pb2.Trial
     try:
         return decode_config(
             actor_class.config_type,
-            reply.human_config.content,
-            reply.HasField("human_config"),
+            reply,
+            "human_config",
             f"trial {reply.trial_id}: config of actor {reply.actor_id}",
         )
     except StatusError as error:
