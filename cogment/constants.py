@@ -15,3 +15,19 @@ HUMAN_ENDPOINT = "human"
 
 UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 """gRPC options lifting the message-size limits (observations of any size)."""
+
+DEFAULT_MAX_MESSAGE_MB = 64.0
+"""The largest message (MiB) a server of ours accepts by default: the orchestrator's port for
+clients and the services' ports (a Decide request carries a whole observation: 16 MiB
+observations pass). What it sends is not limited."""
+
+
+def message_size_options(max_receive_mb: "float | None") -> list[tuple[str, int]]:
+    """gRPC options for a server that receives at most `max_receive_mb` MiB a message (None:
+    no limit) and sends messages of any size."""
+    limit = -1 if max_receive_mb is None else int(max_receive_mb * 1024 * 1024)
+    return [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit)]
+
+
+MAX_ACTORS = 10_000
+"""The most actors a trial may have (what a service or the orchestrator accepts)."""

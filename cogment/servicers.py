@@ -10,6 +10,7 @@ an unusable user result (logged with its traceback on the "cogment" logger).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import threading
@@ -27,7 +28,7 @@ from cogment.api import (
     hooks_pb2,
     hooks_pb2_grpc,
 )
-from cogment.boundary import handler
+from cogment.boundary import add_service, handler
 from cogment.delta import actions_table_type
 from cogment.environment import Environment
 from cogment.errors import ConfigurationError, StatusError
@@ -35,6 +36,7 @@ from cogment.hooks import TrialHooks
 from cogment.protocol import (
     SnapshotKeeper,
     actor_class_list,
+    check_actor_counts,
     class_of_actor,
     decode_config,
     pack_observations,
@@ -61,6 +63,31 @@ def _user_call(owner: str, method: str, trial_id: str, fn: Callable[..., Any], *
         raise StatusError(grpc.StatusCode.INTERNAL, text) from error
 
 
+IDLE_SESSION = (
+    "{owner}: trial {trial_id}{actor} was not called for {limit:g} s (its orchestrator is gone?): "
+    "ending it"
+)
+
+
+def _end_idle(owner: str, sessions: Sessions[Any, Any], limit: float) -> int:
+    """Ends (with the user's `end()`) the sessions not called for `limit` seconds; returns
+    how many."""
+    idle = sessions.pop_idle(limit)
+    for key, session in idle:
+        trial_id, actor = (key[0], f" actor {key[1]}") if isinstance(key, tuple) else (key, "")
+        _LOG.warning(IDLE_SESSION.format(owner=owner, trial_id=trial_id, actor=actor, limit=limit))
+        with session.lock, contextlib.suppress(StatusError):  # (logged by _user_call)
+            _user_call(owner, "end", trial_id, session.user.end)
+    return len(idle)
+
+
+def _wanted(context: Any) -> bool:
+    """False once the caller gave up on the call (deadline passed, cancelled). (A call given
+    up on while it waited for a thread is not run at all: grpc drops it.)"""
+    is_active = getattr(context, "is_active", None)
+    return is_active is None or bool(is_active())
+
+
 def _trial_config(settings: Settings, request: Any) -> Any:
     """The decoded trial config of a Start request (None when absent)."""
     what = f"trial {request.trial_id}: trial_config"
@@ -76,6 +103,10 @@ def _check_result(owner: str, method: str, trial_id: str, error: StatusError) ->
 
 class _AgentSession:
     __slots__ = ("actor_class", "agent", "lock", "observation", "trial")
+
+    @property
+    def user(self) -> Agent:
+        return self.agent
 
     def __init__(self, agent: Agent, trial: ServiceTrial, actor_class: ActorClass) -> None:
         self.agent = agent
@@ -128,8 +159,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     @handler
     def Decide(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
-        session = self._sessions.get((trial_id, request.actor_id))
-        with session.lock:
+        with self._sessions.use((trial_id, request.actor_id)) as session, session.lock:
             trial, actor_class = session.trial, session.actor_class
             observation = request.observation
             full = unpack_observation(
@@ -159,16 +189,14 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 
     @handler
     def Reward(self, request: Any, context: Any) -> Any:
-        session = self._sessions.get((request.trial_id, request.actor_id))
-        with session.lock:
+        with self._sessions.use((request.trial_id, request.actor_id)) as session, session.lock:
             _user_call(self._name, "reward", request.trial_id, session.agent.reward, request.reward)
         return agent_pb2.AgentRewardReply()
 
     @handler
     def OnMessage(self, request: Any, context: Any) -> Any:
-        session = self._sessions.get((request.trial_id, request.actor_id))
         messages = agent_pb2.MessageCollection(messages=request.messages)
-        with session.lock:
+        with self._sessions.use((request.trial_id, request.actor_id)) as session, session.lock:
             _user_call(
                 self._name, "on_message", request.trial_id, session.agent.on_message, messages
             )
@@ -186,12 +214,25 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     def Version(self, request: Any, context: Any) -> Any:
         return version_info(self._type.VERSIONS)
 
+    def end_idle_sessions(self, limit: float) -> int:
+        """Ends the actors not called for `limit` seconds; returns how many."""
+        return _end_idle(self._name, self._sessions, limit)
+
+    @property
+    def session_count(self) -> int:
+        """The actors being served."""
+        return len(self._sessions)
+
 
 # --------------------------------------------------------------------------- environments
 
 
 class _EnvSession:
     __slots__ = ("classes", "ended", "env", "keeper", "lock", "trial")
+
+    @property
+    def user(self) -> Environment:
+        return self.env
 
     def __init__(self, env: Environment, trial: ServiceTrial, classes: list[ActorClass]) -> None:
         self.env = env
@@ -229,8 +270,7 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
     def Start(self, request: Any, context: Any) -> Any:
         trial_id, settings = request.trial_id, self._settings
         counts = list(request.actor_counts)
-        if len(counts) != len(settings.actor_classes):
-            class_of_actor(settings.actor_classes, counts, 0, trial_id)  # raises the error
+        check_actor_counts(settings.actor_classes, counts, trial_id)
         self._sessions.check_new(trial_id)
         config = decode_config(
             settings.environment.config_type,
@@ -255,8 +295,7 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
     @handler
     def Update(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
-        session = self._sessions.get(trial_id)
-        with session.lock:
+        with self._sessions.use(trial_id) as session, session.lock:
             trial, env = session.trial, session.env
             if session.ended:
                 raise StatusError(
@@ -291,9 +330,8 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
 
     @handler
     def OnMessage(self, request: Any, context: Any) -> Any:
-        session = self._sessions.get(request.trial_id)
         messages = agent_pb2.MessageCollection(messages=request.messages)
-        with session.lock:
+        with self._sessions.use(request.trial_id) as session, session.lock:
             _user_call(self._name, "on_message", request.trial_id, session.env.on_message, messages)
         return environment_pb2.EnvOnMessageReply()
 
@@ -309,33 +347,48 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
     def Version(self, request: Any, context: Any) -> Any:
         return version_info(self._type.VERSIONS)
 
+    def end_idle_sessions(self, limit: float) -> int:
+        """Ends the trials not called for `limit` seconds; returns how many."""
+        return _end_idle(self._name, self._sessions, limit)
+
+    @property
+    def session_count(self) -> int:
+        """The trials being served."""
+        return len(self._sessions)
+
 
 # --------------------------------------------------------------------------- hooks
 
 
 class TrialHooksServicer(hooks_pb2_grpc.TrialHooksServicer):
-    """Serves one `cogment.TrialHooks` subclass (one instance, one call at a time)."""
+    """Serves one `cogment.TrialHooks` subclass: one instance, whose `pre_trial` runs for
+    several trials at once (one call per trial)."""
 
     def __init__(self, hooks_type: type[TrialHooks], settings: Settings) -> None:
         self._type = hooks_type
         self._name = hooks_type.__name__
         self._settings = settings
         self._hooks = hooks_type()
-        self._lock = threading.Lock()
 
     @handler
     def PreTrial(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
         params = params_from_proto(request.params, self._settings)
-        with self._lock:
-            result = _user_call(
+        result = _user_call(
+            self._name,
+            "pre_trial",
+            trial_id,
+            self._hooks.pre_trial,
+            trial_id,
+            request.user_id,
+            params,
+        )
+        if not _wanted(context):
+            _LOG.info(
+                "%s.pre_trial of trial %s finished after the orchestrator gave up on it; "
+                "its result is discarded",
                 self._name,
-                "pre_trial",
                 trial_id,
-                self._hooks.pre_trial,
-                trial_id,
-                request.user_id,
-                params,
             )
         try:
             encoded = params_to_proto(params if result is None else result, self._settings)
@@ -367,6 +420,12 @@ def _check_agent_type(agent_type: type[Agent], actor_classes: ActorClassList) ->
         )
 
 
+def _adder(module: Any, service: str) -> Callable[[Any, Any], None]:
+    """What adds a servicer of `service` (of the proto `module`) to a grpc server."""
+    descriptor = module.DESCRIPTOR.services_by_name[service]
+    return lambda servicer, server: add_service(server, descriptor, servicer)
+
+
 def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any, Any], None]]:
     """The servicer for a user class, and the function that adds it to a grpc server."""
     if not isinstance(getattr(settings, "actor_classes", None), ActorClassList):
@@ -387,15 +446,15 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
         )
     if issubclass(service_type, Agent):
         _check_agent_type(service_type, settings.actor_classes)
-        return AgentServicer(service_type, settings), agent_pb2_grpc.add_AgentServicer_to_server
+        return AgentServicer(service_type, settings), _adder(agent_pb2, "Agent")
     if issubclass(service_type, Environment):
         return (
             EnvironmentServicer(service_type, settings),
-            environment_pb2_grpc.add_EnvironmentServicer_to_server,
+            _adder(environment_pb2, "Environment"),
         )
     if issubclass(service_type, TrialHooks):
         return (
             TrialHooksServicer(service_type, settings),
-            hooks_pb2_grpc.add_TrialHooksServicer_to_server,
+            _adder(hooks_pb2, "TrialHooks"),
         )
     raise ConfigurationError(f"GrpcServer: {name} is not a subclass of {bases}")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB
 from cogment.errors import CogmentError
 from cogment.lifecycle import Lifecycle, misuse
 
@@ -46,6 +47,7 @@ class Orchestrator:
         default_trial_params: replaces the project's default trial parameters.
         pre_hooks: replaces the project's pre-trial hook endpoints (`[]` for none).
         datalog_endpoint: replaces the project's datalog url (`""` for none).
+        max_message_mb: the largest message a client may send, in MiB (None: no limit).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Orchestrator:
         *,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -68,6 +71,7 @@ class Orchestrator:
             default_trial_params=default_trial_params,
             pre_hooks=pre_hooks,
             datalog_endpoint=datalog_endpoint,
+            max_message_mb=max_message_mb,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None

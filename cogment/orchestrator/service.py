@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
 
 import grpc
-from google.protobuf import message_factory
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from cogment.boundary import async_handler, async_stream_handler
-from cogment.constants import NO_ACTOR_ID, UNLIMITED_MESSAGES
+from cogment.boundary import add_service, async_handler, async_stream_handler, check_request
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB, NO_ACTOR_ID, message_size_options
 from cogment.errors import ConfigurationError, StatusError
 from cogment.version import version_entries
 
@@ -34,19 +33,23 @@ from .tick import Trial
 
 log = logging.getLogger("cogment.orchestrator")
 
-SERVER_OPTIONS = [
-    *UNLIMITED_MESSAGES,
-    ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
-]
+_NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
 SESSION_KEY = "session_id"
+ACTOR_CLASS_KEY = "actor_class"  # Join: the class the client plays (cogment-py clients send it)
+_TRIAL_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
+
+
+def _metadata(context: grpc.aio.ServicerContext, name: str) -> str:
+    """The value of the call's metadata `name` ("" when absent)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return value if isinstance(value, str) else value.decode()
+    return ""
 
 
 def _session_id(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == SESSION_KEY:
-            return value if isinstance(value, str) else value.decode()
-    return ""
+    return _metadata(context, SESSION_KEY)
 
 
 class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
@@ -99,7 +102,8 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
     @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
         trial = self._registry.get(request.trial_id)
-        return trial.join(request.actor_id, _session_id(context))
+        actor_class = _metadata(context, ACTOR_CLASS_KEY)
+        return trial.join(request.actor_id, _session_id(context), actor_class)
 
     @async_handler
     async def End(self, request: Any, context: Any) -> Any:
@@ -120,29 +124,36 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
     ) -> AsyncIterator[Any]:
         requests = request_iterator.__aiter__()
         trial: Optional[Trial] = None
-        while True:
-            next_request = asyncio.ensure_future(requests.__anext__())
-            if trial is None:
-                await asyncio.wait((next_request,))
-            else:  # between two actions, an idle client still hears of the trial's end at once
-                await asyncio.wait((next_request, trial.end.told), return_when=FIRST_COMPLETED)
-            if next_request.done():
-                try:
-                    request = next_request.result()
-                except StopAsyncIteration:
+        next_request: Optional[asyncio.Future[Any]] = None
+        try:
+            while True:
+                next_request = asyncio.ensure_future(requests.__anext__())
+                if trial is None:
+                    await asyncio.wait((next_request,))
+                else:  # between two actions, an idle client hears of the trial's end at once
+                    await asyncio.wait((next_request, trial.end.told), return_when=FIRST_COMPLETED)
+                if next_request.done():
+                    try:
+                        request = next_request.result()
+                    except StopAsyncIteration:
+                        return
+                    check_request(request)
+                    trial = self._registry.get(request.trial_id)
+                    if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
+                        reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
+                    else:
+                        reply = await trial.humans.submit(request.actor_id, request.action.content)
+                else:  # the trial ended while this client was idle
+                    assert trial is not None
+                    reply = trial.end.told.result()
+                yield _answer(reply)
+                if type(reply) is not bytes:  # the end
                     return
-                trial = self._registry.get(request.trial_id)
-                if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
-                    reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
-                else:
-                    reply = await trial.humans.submit(request.actor_id, request.action.content)
-            else:  # the trial ended while this client was idle
+        finally:
+            # a client that goes away while idle is not an error: its pending read is dropped
+            if next_request is not None:
+                next_request.add_done_callback(_consume)
                 next_request.cancel()
-                assert trial is not None
-                reply = trial.end.told.result()
-            yield _answer(reply)
-            if type(reply) is not bytes:  # the end
-                return
 
     @async_handler
     async def Heartbeat(self, request: Any, context: Any) -> Any:
@@ -159,6 +170,12 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         trial = self._registry.get(request.trial_id)
         trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieves the outcome of a future nobody awaits (so asyncio does not report it)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _answer(reply: Reply) -> Any:
@@ -178,6 +195,8 @@ class OrchestratorServer:
         default_trial_params: replaces `settings.default_trial_params`.
         pre_hooks: replaces `settings.pre_hooks`.
         datalog_endpoint: replaces `settings.datalog.url` ("" turns the datalog off).
+        max_message_mb: the largest message a client may send, in MiB (None: no limit); a
+            larger one is refused with RESOURCE_EXHAUSTED. Replies are not limited.
     """
 
     def __init__(
@@ -187,9 +206,13 @@ class OrchestratorServer:
         default_trial_params: Optional[common_pb2.TrialParams] = None,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
+        if max_message_mb is not None and max_message_mb <= 0:
+            raise ConfigurationError(f"max_message_mb must be > 0, got {max_message_mb}")
+        self._max_message_mb = max_message_mb
         for name in ("actor_classes", "trial", "environment"):
             if not hasattr(settings, name):
                 raise ConfigurationError(f"the settings have no {name!r}: not a cog_settings?")
@@ -226,8 +249,11 @@ class OrchestratorServer:
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
-        _add_servicer(TrialServicer(self), server)
+        server = grpc.aio.server(
+            options=[*message_size_options(self._max_message_mb), _NO_REUSEPORT]
+        )
+        # replies may be bytes already encoded by `wire` (the hot path) as well as messages
+        add_service(server, _TRIAL_SERVICE, TrialServicer(self), wire.serialize)
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:
@@ -267,28 +293,3 @@ def _check_bindable(host: str, port: int, address: str) -> None:
             raise ConfigurationError(
                 f"cannot listen on {address}: {error.strerror or error}"
             ) from None
-
-
-def _add_servicer(servicer: TrialServicer, server: grpc.aio.Server) -> None:
-    """Registers `cogment.Trial` like the generated code does, except that replies may be
-    bytes already encoded by `wire` (the hot path) as well as messages."""
-    service = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
-    handlers = {}
-    for method in service.methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
-        if method.client_streaming and method.server_streaming:
-            make = grpc.stream_stream_rpc_method_handler
-        elif not (method.client_streaming or method.server_streaming):
-            make = grpc.unary_unary_rpc_method_handler
-        else:  # not in the protocol
-            raise TypeError(f"cogment.Trial.{method.name}: unexpected streaming kind")
-        handlers[method.name] = make(
-            getattr(servicer, method.name),
-            request_deserializer=request_type.FromString,
-            response_serializer=wire.serialize,
-        )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
-    )
-    if hasattr(server, "add_registered_method_handlers"):
-        server.add_registered_method_handlers(service.full_name, handlers)
