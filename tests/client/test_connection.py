@@ -13,7 +13,7 @@ import pytest
 
 from cogment.api import orchestrator_pb2
 from cogment.client import Connection
-from cogment.client.connection import parse_endpoint
+from cogment.endpoint import orchestrator_address
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -36,7 +36,7 @@ from tests.waiting import wait_until
     ],
 )
 def test_endpoints_accepted(endpoint: str, address: str) -> None:
-    assert parse_endpoint(endpoint) == address
+    assert orchestrator_address(endpoint) == address
 
 
 @pytest.mark.parametrize(
