@@ -11,17 +11,17 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import grpc
 import pytest
 
-from cogment.client import Connection
+from cogment.client import ClientTrial, Connection
 from cogment.client.heartbeat import LOST_AFTER_SECONDS
 from cogment.errors import CogmentRpcError, TrialEndedError, TrialError
 from tests.e2e.conftest import LOCALHOST
 from tests.listeners import Ends, settle
-from tests.waiting import TrialLookups
+from tests.waiting import TrialLookups, wait_until
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
@@ -195,12 +195,14 @@ def test_a_restarted_orchestrator_is_usable_at_once_and_its_lost_trials_fail(
         idle.set_on_trial_end_event_listener(ends)
         first.kill()  # no word to anyone: its trials are gone with it
         second = OrchestratorProcess(port, params, generated_dir, project_dir)
-        back = time.monotonic()
-        started = None
-        while started is None and time.monotonic() - back < 4.0:  # reconnects within ~1 s
+
+        def start() -> Optional[ClientTrial]:
             with contextlib.suppress(CogmentRpcError):
-                started = conn.start_trial("player")
-        assert started is not None, "the restarted orchestrator was not usable within 4 s"
+                return conn.start_trial("player")
+            return None
+
+        # the connection reconnects within ~1 s
+        started = wait_until(start, 4.0, "the restarted orchestrator is usable")
         started.end()
         # the idle trial's heartbeats reach the new orchestrator, which does not know it
         assert ends.called.wait(BOUND)
