@@ -25,6 +25,7 @@ from cogment.constants import (
     SESSION_ID_METADATA,
     message_size_options,
 )
+from cogment.endpoint import host_port
 from cogment.errors import ConfigurationError, StatusError
 from cogment.version import version_entries
 
@@ -250,7 +251,7 @@ class OrchestratorServer:
         Raises:
             ConfigurationError: the address cannot be bound (in use, bad host...).
         """
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = host_port(host, port)
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
         server = grpc.aio.server(
