@@ -18,13 +18,21 @@ import grpc
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.boundary import add_service, async_handler, async_stream_handler, check_request
-from cogment.constants import DEFAULT_MAX_MESSAGE_MB, NO_ACTOR_ID, message_size_options
+from cogment.constants import (
+    ACTOR_CLASS_METADATA,
+    DEFAULT_MAX_MESSAGE_MB,
+    NO_ACTOR_ID,
+    SESSION_ID_METADATA,
+    message_size_options,
+)
+from cogment.endpoint import host_port
 from cogment.errors import ConfigurationError, StatusError
 from cogment.settings import DatalogSettings
 from cogment.version import version_entries
 
 from . import params as trial_params
 from . import status, wire
+from .calls import consume
 from .datalog import make_recorder
 from .ending import ENDED_BY_CLIENT, SHUTDOWN
 from .endpoints import Endpoints
@@ -37,8 +45,6 @@ log = logging.getLogger("cogment.orchestrator")
 
 _NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
-SESSION_KEY = "session_id"
-ACTOR_CLASS_KEY = "actor_class"  # Join: the class the client plays (cogment-py clients send it)
 _TRIAL_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
 
 
@@ -51,7 +57,7 @@ def _metadata(context: grpc.aio.ServicerContext, name: str) -> str:
 
 
 def _session_id(context: grpc.aio.ServicerContext) -> str:
-    return _metadata(context, SESSION_KEY)
+    return _metadata(context, SESSION_ID_METADATA)
 
 
 class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
@@ -104,7 +110,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
     @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
         trial = self._registry.get(request.trial_id)
-        actor_class = _metadata(context, ACTOR_CLASS_KEY)
+        actor_class = _metadata(context, ACTOR_CLASS_METADATA)
         return trial.join(request.actor_id, _session_id(context), actor_class)
 
     @async_handler
@@ -154,7 +160,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         finally:
             # a client that goes away while idle is not an error: its pending read is dropped
             if next_request is not None:
-                next_request.add_done_callback(_consume)
+                next_request.add_done_callback(consume)
                 next_request.cancel()
 
     @async_handler
@@ -172,12 +178,6 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         trial = self._registry.get(request.trial_id)
         trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    """Retrieves the outcome of a future nobody awaits (so asyncio does not report it)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _answer(reply: Reply) -> Any:
@@ -258,7 +258,7 @@ class OrchestratorServer:
             ConfigurationError: the address cannot be bound (in use, bad host...), or the
                 datalog's store cannot be opened.
         """
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = host_port(host, port)
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
         server = grpc.aio.server(

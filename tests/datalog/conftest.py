@@ -10,6 +10,7 @@
 * `serve_datalog` (function): `serve_datalog(db, port=0)` runs `cogment datalog serve` as a
   process; `.port`, `.url`, `.kill()` (SIGKILL), `.stop()` (SIGTERM); stopped at teardown.
 * `orchestrator_log` (function): the records of the `cogment` loggers; `.wait_for(text)`.
+* `ended_in_store(db, trial_id)`, `stored_up_to(db, trial_id, tick)`: wait for the store.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from cogment.client import Connection
 from cogment.settings import DatalogSettings
 from tests.conftest import endpoint
 from tests.orchestrator.conftest import Project
+from tests.waiting import wait_until
 
 TIMEOUT = 20.0  # the bound of every wait in these tests
 SERVE = [sys.executable, "-m", "cogment.cli", "datalog", "serve"]
@@ -199,16 +201,17 @@ def orchestrator_log() -> Iterator[LogRecords]:
     logger.setLevel(previous)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> Any:
-    """Polls `predicate` until it returns something true (at most `timeout` s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.02)
+def ended_in_store(db: Path, trial_id: str) -> tuple[Any, ...]:
+    """(end_reason, samples, samples_lost), once the store holds the trial's end."""
+    return wait_until(
+        lambda: trial_ended_in(db, trial_id), TIMEOUT, f"{db} holds the end of trial {trial_id}"
+    )
+
+
+def stored_up_to(db: Path, trial_id: str, tick: int) -> None:
+    """Waits until the store holds ticks 0..`tick` of the trial (and no other)."""
+    ticks = list(range(tick + 1))
+    wait_until(lambda: stored_ticks(db, trial_id) == ticks, TIMEOUT, f"{db} holds ticks 0..{tick}")
 
 
 def sqlite(path: Path, **kwargs: Any) -> DatalogSettings:

@@ -19,7 +19,7 @@ from cogment import cli
 from cogment.datalog import DatalogError, open_datalog
 from cogment.datalog import store as datalog_store
 from tests.conftest import PROJECT_DIR
-from tests.datalog.conftest import TIMEOUT, sqlite, trial_ended_in, wait_until
+from tests.datalog.conftest import TIMEOUT, ended_in_store, sqlite
 
 
 def cogment_datalog(*args: str, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
@@ -57,7 +57,7 @@ def recorded(
     for t in range(2):
         second.do_action(Move(cell=t))
     orch.stop()
-    wait_until(lambda: trial_ended_in(db, second.id))
+    ended_in_store(db, second.id)
     return db, [first.id, second.id]
 
 

@@ -19,11 +19,12 @@ from tests.datalog.conftest import (
     TIMEOUT,
     LogRecords,
     ServeProcess,
+    ended_in_store,
     grpc_datalog,
     sqlite,
     stored_ticks,
+    stored_up_to,
     trial_ended_in,
-    wait_until,
 )
 
 WINDOW = 1.5  # the orchestrators' response timeout here: how long a datalog may be away
@@ -50,7 +51,7 @@ def test_an_exporter_killed_mid_trial_ends_the_trial_naming_it(
     orch = recording(grpc_datalog(serve.url), response_timeout=WINDOW)
     trial = connect(orch).start_trial(cog_settings.actor_classes.player)
     _play(trial, range(3))
-    wait_until(lambda: stored_ticks(db, trial.id) == [0, 1, 2])
+    stored_up_to(db, trial.id, 2)
     serve.kill()
     deadline = time.monotonic() + TIMEOUT
     with pytest.raises(cogment.TrialError) as caught:
@@ -78,7 +79,7 @@ def test_with_on_failure_continue_the_trial_goes_on_and_the_loss_is_recorded(
     orch = recording(datalog, response_timeout=WINDOW)
     trial = connect(orch).start_trial(cog_settings.actor_classes.player)
     _play(trial, range(3))
-    wait_until(lambda: stored_ticks(db, trial.id) == [0, 1, 2])
+    stored_up_to(db, trial.id, 2)
     serve.kill()
     _play(trial, range(3, 6))  # samples 3..5 can go nowhere
     orchestrator_log.wait_for(rf"trial {trial.id}: datalog .* failed: .*goes on unrecorded")
@@ -87,7 +88,7 @@ def test_with_on_failure_continue_the_trial_goes_on_and_the_loss_is_recorded(
     trial.end()
     assert not trial.error  # nothing failed, as far as the trial goes
     # ticks 0..7 and the last observation: 9 samples made, 3 stored
-    assert wait_until(lambda: trial_ended_in(db, trial.id)) == ("ended by a client", 9, 6)
+    assert ended_in_store(db, trial.id) == ("ended by a client", 9, 6)
     orchestrator_log.wait_for(rf"trial {trial.id}: datalog .*: \d of its 9 samples lost")
     with open_datalog(db, cog_settings) as log:
         recorded = log.trial(trial.id)
@@ -107,13 +108,13 @@ def test_an_exporter_back_within_the_window_loses_nothing(
     orch = recording(grpc_datalog(serve.url), response_timeout=TIMEOUT)
     trial = connect(orch).start_trial(cog_settings.actor_classes.player)
     _play(trial, range(3))
-    wait_until(lambda: stored_ticks(db, trial.id) == [0, 1, 2])
+    stored_up_to(db, trial.id, 2)
     serve.kill()  # mid-stream: what it did not confirm is sent again
     _play(trial, range(3, 5))
     serve_datalog(db, port=serve.port)
     _play(trial, range(5, 8))
     trial.end()
-    assert wait_until(lambda: trial_ended_in(db, trial.id)) == ("ended by a client", 9, 0)
+    assert ended_in_store(db, trial.id) == ("ended by a client", 9, 0)
     with open_datalog(db, cog_settings) as log:
         recorded = log.trial(trial.id)
         assert recorded.complete
@@ -212,7 +213,7 @@ def test_sigterm_to_cogment_orchestrator_stores_every_queued_sample(
             no_rounds = cog_settings.trial.config_type()  # no end but ours
             trial = connection.start_trial(cog_settings.actor_classes.player, trial_cfg=no_rounds)
             _play(trial, range(2))
-            wait_until(lambda: stored_ticks(db, trial.id) == [0, 1])
+            stored_up_to(db, trial.id, 1)
             blocker = sqlite3.connect(db, isolation_level=None)
             blocker.execute("BEGIN IMMEDIATE")
             try:

@@ -4,7 +4,6 @@ with what the client, the agents and the environment saw."""
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import types
@@ -18,10 +17,10 @@ from cogment.datalog import open_datalog
 from tests.datalog.conftest import (
     TIMEOUT,
     ServeProcess,
+    ended_in_store,
     grpc_datalog,
     sqlite,
     trial_ended_in,
-    wait_until,
 )
 from tests.e2e.model import texts
 
@@ -64,7 +63,7 @@ def test_a_trial_reads_back_as_everyone_saw_it(
         seen[t] = (seen[t][0], move, reward, messages)
     trial.end()
     journal = project_services.JOURNAL
-    wait_until(lambda: trial_ended_in(db, trial.id), what="the trial's end in the store")
+    ended_in_store(db, trial.id)
 
     with open_datalog(db, cog_settings) as log:
         (recorded,) = log.trials()
@@ -157,7 +156,7 @@ def test_a_past_tick_feedback_from_an_agent_lands_on_its_tick(
             trial.actors.player[0].add_feedback(value=-5.0, confidence=1.0, tick_id=1)
         rewards.append(trial.do_action(Move(cell=t)).reward)
     trial.end()
-    wait_until(lambda: trial_ended_in(db, trial.id))
+    ended_in_store(db, trial.id)
     with open_datalog(db, cog_settings) as log:
         samples = list(log.trial(trial.id).samples())
     tick1 = samples[1].rewards.player[0]
@@ -201,7 +200,7 @@ def test_32_concurrent_trials_into_one_store(
     assert not errors, errors[:3]
     games = dict(played.get_nowait() for _ in range(32))
     for trial_id in games:
-        wait_until(functools.partial(trial_ended_in, db, trial_id))
+        ended_in_store(db, trial_id)
     with open_datalog(db, cog_settings) as log:
         trials = log.trials()
         assert {t.id for t in trials} == set(games)
@@ -269,7 +268,7 @@ def test_a_trial_that_ends_is_told_at_once_and_its_record_drains_after(
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert wait_until(lambda: trial_ended_in(db, trial.id)) == ("ended by a client", 6, 0)
+    assert ended_in_store(db, trial.id) == ("ended by a client", 6, 0)
 
 
 def test_the_datalog_store_of_a_project_is_next_to_its_cogment_yaml(tmp_path: Path) -> None:
@@ -316,7 +315,7 @@ def test_what_a_client_gives_with_its_end_is_in_the_last_sample(
     trial.actors.player[1].add_feedback(value=7.0, confidence=1.0)  # about tick 3
     trial.multi_cast(Chat(text="bye"), [-1])
     trial.end()
-    wait_until(lambda: trial_ended_in(db, trial.id))
+    ended_in_store(db, trial.id)
     with open_datalog(db, cog_settings) as log:
         last = list(log.trial(trial.id).samples())[-1]
     assert last.last and last.tick_id == 3

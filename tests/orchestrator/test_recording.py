@@ -19,6 +19,7 @@ from cogment.orchestrator.datalog.samples import SampleEncoder
 from cogment.settings import DatalogSettings
 from tests.orchestrator.conftest import TIMEOUT, raw_params
 from tests.orchestrator.raw import RawAgent, RawEnv, RawLogExporter
+from tests.waiting import wait_until
 
 
 def action(stub: Any, trial_id: str, content: bytes = b"\x08\x02") -> Any:
@@ -106,22 +107,34 @@ def test_the_sample_encoding_is_plain_protobuf():
     assert data_pb2.DatalogSample.FromString(data) == expected
 
 
-def test_a_slow_exporter_and_a_tiny_queue_slow_the_trial_and_lose_nothing(
+def test_a_full_queue_holds_the_trial_until_the_exporter_takes_its_samples(
     raw_server, orchestrator, trial_stub
 ):
-    exporter = RawLogExporter(delay=0.002)
+    """An exporter that takes nothing, and a queue of 1 KiB: the trial waits for room (the
+    tick is held, nothing is dropped) until the exporter takes what is queued."""
+    exporter = RawLogExporter()
+    exporter.gate.clear()
     datalog = grpc_log(raw_server(exporter), max_queue_bytes=1024)
-    stub = trial_stub(
-        orchestrator(raw_params(raw_server(RawEnv()), [("player", "human")], 40), datalog=datalog)
+    orch = orchestrator(
+        raw_params(raw_server(RawEnv()), [("player", "human")], 40), datalog=datalog
     )
+    stub = trial_stub(orch)
     started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
-    replies = [action(stub, started.trial_id) for _ in range(40)]
-    assert replies[-1].trial_is_over
-    deadline = time.monotonic() + TIMEOUT
-    while len(exporter.samples()) < 41 and time.monotonic() < deadline:
-        exporter.finished.wait(0.05)
+    replies: list[Any] = []
+    player = threading.Thread(
+        target=lambda: replies.extend(action(stub, started.trial_id) for _ in range(40))
+    )
+    player.start()
+    budget = orch._server.recorder.budget  # type: ignore[union-attr]
+    wait_until(lambda: budget.waiting, TIMEOUT, "the trial waits for room in the queue")
+    held_at = len(exporter.samples())
+    assert held_at == 0 and player.is_alive()  # held: the player cannot finish
+    exporter.gate.set()
+    player.join(TIMEOUT)
+    assert not player.is_alive() and replies[-1].trial_is_over
+    wait_until(lambda: len(exporter.samples()) >= 41, TIMEOUT, "every sample reached it")
     assert [s.observations.tick_id for s in exporter.samples()] == list(range(41))
-    assert len(exporter.streams) > 1  # the queue's bound cut the trial into several streams
+    assert len(exporter.streams) > 1  # the bound cut the trial into several streams
     assert all(messages[0].HasField("trial_params") for _, messages in exporter.streams)
 
 
@@ -205,10 +218,11 @@ def test_a_broken_stream_is_sent_again(raw_server, orchestrator, trial_stub):
     started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
     for _ in range(6):
         action(stub, started.trial_id)
-    deadline = time.monotonic() + TIMEOUT
-    while not {s.observations.tick_id for s in exporter.samples()} >= set(range(7)):
-        assert time.monotonic() < deadline, exporter.samples()
-        exporter.finished.wait(0.05)
+    wait_until(
+        lambda: {s.observations.tick_id for s in exporter.samples()} >= set(range(7)),
+        TIMEOUT,
+        "every tick reached the exporter",
+    )
     first, *others = exporter.streams
     assert [m.WhichOneof("msg") for m in first[1]] == ["trial_params", "sample"]
     resent = [m.sample.observations.tick_id for _, ms in others for m in ms if m.HasField("sample")]
@@ -225,10 +239,7 @@ def test_a_long_trial_takes_several_streams(raw_server, orchestrator, trial_stub
     started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
     for _ in range(20):
         action(stub, started.trial_id)
-    deadline = time.monotonic() + TIMEOUT
-    while len(exporter.samples()) < 21:
-        assert time.monotonic() < deadline
-        exporter.finished.wait(0.05)
+    wait_until(lambda: len(exporter.samples()) >= 21, TIMEOUT, "every tick reached it")
     assert [s.observations.tick_id for s in exporter.samples()] == list(range(21))
     assert len(exporter.streams) >= 3
     for metadata, messages in exporter.streams:
