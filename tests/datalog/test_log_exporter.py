@@ -140,3 +140,23 @@ def test_a_log_exporter_must_implement_sample(cog_settings: types.ModuleType) ->
 
     with pytest.raises(cogment.ConfigurationError, match="does not implement sample"):
         cogment.GrpcServer(Nothing, cog_settings, port=0)
+
+
+def test_a_trial_whose_orchestrator_went_away_is_ended_after_the_idle_timeout(
+    start_server: Callable[..., cogment.GrpcServer],
+    grpc_channel: Callable[..., Any],
+    project: Any,
+) -> None:
+    Keeper.ended.clear()
+    server = start_server(Keeper, idle_session_timeout=0.3)
+    stub = data_pb2_grpc.LogExporterStub(grpc_channel(server))
+    params = project.params(actors=(("player", "human"),))
+    stub.Log(
+        iter([data_pb2.DatalogMsg(trial_params=params)]),
+        timeout=TIMEOUT,
+        metadata=[("trial-id", "orphan-1")],
+    )
+    assert server.session_count == 1  # its end never comes: the orchestrator is gone
+    assert Keeper.ended.wait(TIMEOUT)
+    assert Keeper.kept["orphan-1"] == [Keeper.kept["orphan-1"][0], ("ended", None)]
+    assert server.session_count == 0
