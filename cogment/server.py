@@ -18,7 +18,7 @@ from cogment.constants import DEFAULT_MAX_MESSAGE_MB, message_size_options
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.lifecycle import Lifecycle, misuse
 from cogment.servicers import make_servicer
-from cogment.tls import Path, server_credentials
+from cogment.tls import FilePath, server_credentials
 
 _LOG = logging.getLogger("cogment")
 
@@ -73,8 +73,8 @@ class GrpcServer:
         max_workers: int = DEFAULT_MAX_WORKERS,
         idle_session_timeout: Optional[float] = DEFAULT_IDLE_SESSION_TIMEOUT,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
-        tls_cert: Optional[Path] = None,
-        tls_key: Optional[Path] = None,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigurationError(

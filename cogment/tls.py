@@ -25,7 +25,8 @@ import grpc
 
 from cogment.errors import ConfigurationError
 
-Path = Union[str, "os.PathLike[str]"]
+FilePath = Union[str, "os.PathLike[str]"]
+"""A file path, as text or as a path object."""
 
 CANNOT_READ = "cannot read the TLS {what} {path}: {reason}"
 NOT_PEM = "the TLS {what} {path} is not {expected}"
@@ -51,7 +52,7 @@ _PEM_KEY = "a PEM private key (-----BEGIN ... PRIVATE KEY-----)"
 _UNTRUSTED_REASON = re.compile(r"CERTIFICATE_VERIFY_FAILED: ([^:]+)")
 
 
-def _read(path: Path, what: str) -> bytes:
+def _read(path: FilePath, what: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -61,7 +62,7 @@ def _read(path: Path, what: str) -> bytes:
         ) from None
 
 
-def read_certificates(path: Path, what: str = "certificate") -> bytes:
+def read_certificates(path: FilePath, what: str = "certificate") -> bytes:
     """The bytes of a PEM file of one or more certificates, checked.
 
     Raises:
@@ -82,7 +83,9 @@ def _no_passphrase() -> bytes:
 
 
 def server_credentials(
-    cert: Optional[Path], key: Optional[Path], names: tuple[str, str] = ("tls_cert", "tls_key")
+    cert: Optional[FilePath],
+    key: Optional[FilePath],
+    names: tuple[str, str] = ("tls_cert", "tls_key"),
 ) -> Optional[grpc.ServerCredentials]:
     """What a port serves TLS with: the certificate (chain) `cert` and its private key `key`,
     PEM files; None when neither is given.
@@ -137,7 +140,7 @@ def system_roots() -> Optional[bytes]:
         return None
 
 
-def channel_credentials(ca: Optional[Path] = None) -> grpc.ChannelCredentials:
+def channel_credentials(ca: Optional[FilePath] = None) -> grpc.ChannelCredentials:
     """What a caller of `grpcs://` endpoints checks servers with: the CA certificates of the
     PEM file `ca`, or the system's roots.
 

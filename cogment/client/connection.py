@@ -57,7 +57,7 @@ from cogment.errors import (
     is_wrong_slot,
 )
 from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClass, Settings
-from cogment.tls import Path, channel_credentials, explained
+from cogment.tls import FilePath, channel_credentials, explained
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Connection:
         *,
         timeout: Optional[float] = None,
         heartbeat_interval: Optional[float] = DEFAULT_HEARTBEAT_INTERVAL,
-        tls_ca: Optional[Path] = None,
+        tls_ca: Optional[FilePath] = None,
     ) -> None:
         if heartbeat_interval is not None and heartbeat_interval <= 0:
             raise ConfigurationError(

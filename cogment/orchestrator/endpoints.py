@@ -23,7 +23,7 @@ from cogment.api import (
 from cogment.constants import FAST_RECONNECT, UNLIMITED_MESSAGES
 from cogment.endpoint import Endpoint, parse_grpc_endpoint
 from cogment.errors import ConfigurationError, LifecycleError
-from cogment.tls import Path, channel_credentials, read_certificates
+from cogment.tls import FilePath, channel_credentials, read_certificates
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.
@@ -53,7 +53,7 @@ class Endpoints:
         ConfigurationError: `tls_ca` cannot be read or holds no PEM certificate.
     """
 
-    def __init__(self, tls_ca: Optional[Path] = None) -> None:
+    def __init__(self, tls_ca: Optional[FilePath] = None) -> None:
         if tls_ca is not None:
             read_certificates(tls_ca, "CA file")  # a wrong file is refused now, not at a call
         self._tls_ca = tls_ca

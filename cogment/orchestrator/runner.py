@@ -14,7 +14,7 @@ from cogment.constants import DEFAULT_MAX_MESSAGE_MB
 from cogment.endpoint import GRPCS_SCHEME, host_port
 from cogment.errors import CogmentError
 from cogment.lifecycle import Lifecycle, misuse
-from cogment.tls import Path
+from cogment.tls import FilePath
 
 from .service import OrchestratorServer
 
@@ -76,9 +76,9 @@ class Orchestrator:
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
-        tls_cert: Optional[Path] = None,
-        tls_key: Optional[Path] = None,
-        tls_ca: Optional[Path] = None,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_ca: Optional[FilePath] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host

@@ -27,7 +27,7 @@ from cogment.constants import (
 )
 from cogment.endpoint import host_port
 from cogment.errors import ConfigurationError, StatusError
-from cogment.tls import Path, server_credentials
+from cogment.tls import FilePath, server_credentials
 from cogment.version import version_entries
 
 from . import params as trial_params
@@ -222,9 +222,9 @@ class OrchestratorServer:
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
-        tls_cert: Optional[Path] = None,
-        tls_key: Optional[Path] = None,
-        tls_ca: Optional[Path] = None,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_ca: Optional[FilePath] = None,
         tls_names: tuple[str, str] = ("tls_cert", "tls_key"),
     ) -> None:
         if response_timeout <= 0:
