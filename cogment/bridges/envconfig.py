@@ -109,5 +109,5 @@ def to_yaml_data(config: Any) -> dict[str, Any]:
             return int(value)
         return value
 
-    data: dict[str, Any] = tidy(json_format.MessageToDict(config))
+    data: dict[str, Any] = tidy(json_format.MessageToDict(config, preserving_proto_field_name=True))
     return data

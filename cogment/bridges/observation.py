@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
+import numpy as np
 from gymnasium import spaces as gs
 
 from cogment.bridges import spaces
@@ -29,10 +30,9 @@ class InfoEncoder:
         out = observation.info.dict
         out.SetInParent()
         for key, value in info.items():
-            if key == ACTION_MASK and value is not None:
-                try:
+            if key == ACTION_MASK and isinstance(value, np.ndarray):  # also on its own, for
+                try:  # front ends that do not read info
                     spaces.array_to_proto(value, observation.action_mask, "info['action_mask']")
-                    continue
                 except TypeError:
                     observation.ClearField(ACTION_MASK)
             item = out.items.add()
@@ -85,9 +85,6 @@ def fill(
 
 
 def read_info(observation: Any) -> dict[str, Any]:
-    """The env's info dict an Observation carries (with its action_mask), a new dict."""
+    """The env's info dict an Observation carries, a new dict."""
     info = spaces.decode_any(observation.info, "info") if observation.HasField("info") else None
-    result: dict[str, Any] = dict(info) if isinstance(info, dict) else {}
-    if observation.HasField(ACTION_MASK):
-        result[ACTION_MASK] = spaces.array_from_proto(observation.action_mask, "action_mask")
-    return result
+    return info if isinstance(info, dict) else {}

@@ -62,7 +62,11 @@ class TrialParallelEnv(ParallelEnv):  # type: ignore[type-arg]
     metadata: dict[str, Any] = {"render_modes": [], "name": "cogment_trial"}
 
     def __init__(
-        self, cog_settings: Any, endpoint: Union[str, grpc.Channel], *, timeout: Optional[float] = None
+        self,
+        cog_settings: Any,
+        endpoint: Union[str, grpc.Channel],
+        *,
+        timeout: Optional[float] = None,
     ) -> None:
         self.render_mode = None
         self._connection = Connection(cog_settings, endpoint, timeout=timeout)
@@ -161,7 +165,9 @@ class TrialParallelEnv(ParallelEnv):  # type: ignore[type-arg]
         for name, trial in zip(self.possible_agents, self._trials):
             message: Any = self._player_class.action_space()
             if name in self.agents and name in actions:
-                spaces.encode(self.action_spaces[name], actions[name], message.value, f"action of {name!r}")
+                spaces.encode(
+                    self.action_spaces[name], actions[name], message.value, f"action of {name!r}"
+                )
             messages.append(message)
         if self._pool is not None:
             futures = [

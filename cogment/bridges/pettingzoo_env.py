@@ -30,9 +30,7 @@ from cogment.errors import ConfigurationError
 ParallelFactory = Callable[[], ParallelEnv]
 
 BAD_TARGET = "{target!r} is not of the form module:function (a function making a ParallelEnv)"
-PLAYERS = (
-    "trial {trial_id}: the env has {expected} agents ({names}), the trial has {count} players"
-)
+PLAYERS = "trial {trial_id}: the env has {expected} agents ({names}), the trial has {count} players"
 
 
 def load_factory(target: str) -> ParallelFactory:
@@ -104,9 +102,7 @@ class _PettingZooEnvironment(cogment.Environment):
         table = self.trial.new_observation_table()
         seats = getattr(table, PLAYER)
         for i, (agent, name) in enumerate(zip(self.agent_ids, self.names)):
-            seats[i] = self._observe(
-                name, values.get(agent), infos.get(agent), 0.0, False, False
-            )
+            seats[i] = self._observe(name, values.get(agent), infos.get(agent), 0.0, False, False)
         self._fill_observers(table)
         return table
 

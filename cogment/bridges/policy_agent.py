@@ -54,8 +54,8 @@ def PolicyAgent(
     """A `cogment.Agent` class whose actors act with `policy` (serve it with `GrpcServer`).
 
     `policy(observation) -> action` works on numpy values: it gets the env's observation as
-    the env made it (arrays, numpy integers for Discrete spaces given `observation_space`,
-    Python ints otherwise, dicts, tuples) and returns an action of the env's action space
+    the env made it (arrays, ints or numpy integers, dicts, tuples) and returns an action of
+    the env's action space
     (a numpy array or scalar, an int, a dict or tuple of them). It is not called for a
     PettingZoo agent that left; that actor's action is then empty.
 

@@ -5,8 +5,9 @@
   Dict and Tuple, nested. `check_space(space)` refuses anything else (Text, Graph, Sequence,
   ...) with an `UnsupportedSpaceError` naming it.
 * `encode(space, value, out)` / `decode(space, message)`: a value of a space (`Value`). A
-  decoded value equals the encoded one, with the same types and dtypes (Discrete: the space's
-  numpy integer type; Dict: a dict in the space's key order; Tuple: a tuple). Decoding is
+  decoded value equals the encoded one, with the same types and dtypes (Discrete: a Python
+  int stays an int, a numpy integer becomes one of the space's dtype; Box(shape=()): a numpy
+  scalar stays one; Dict: a dict in the space's key order; Tuple: a tuple). Decoding is
   lenient where it cannot lose anything: an array of another dtype that casts within its
   kind, a list for a Box, an integer array of one element for a Discrete.
 * `encode_any(value, out)` / `decode_any(message)`: the same wire format without a space
@@ -265,9 +266,13 @@ def encode(space: gs.Space[Any], value: Any, out: Any, where: str = "value") -> 
         start = int(space.start)
         if not start <= number < start + int(space.n):
             raise ValueError(f"{where}: {number} is not in {space}")
-        out.integer = number
+        if isinstance(value, int):
+            out.integer = number
+        else:  # a numpy integer stays one (what Discrete.sample() returns)
+            array_to_proto(space.dtype.type(number), out.array, where, scalar=True)
     elif isinstance(space, (gs.Box, gs.MultiBinary, gs.MultiDiscrete)):
-        array_to_proto(_array_for(space, value, where), out.array, where)
+        scalar = isinstance(value, np.generic)  # Box(shape=()) samples are numpy scalars
+        array_to_proto(_array_for(space, value, where), out.array, where, scalar=scalar)
     elif isinstance(space, gs.Dict):
         if not isinstance(value, Mapping):
             raise ValueError(f"{where}: expected a dict, got {type(value).__name__}")
@@ -302,11 +307,10 @@ def decode(space: Optional[gs.Space[Any]], message: Any, where: str = "value") -
     kind = message.WhichOneof("kind")
     if isinstance(space, gs.Discrete):
         if kind == "integer":
-            number = message.integer
-        elif kind == "array":
-            number = _integer(array_from_proto(message.array, where), where)
-        else:
+            return message.integer  # a Python int, as the env gave it
+        if kind != "array":
             raise ValueError(f"{where}: expected an integer for {space}, got {kind or 'nothing'}")
+        number = _integer(array_from_proto(message.array, where), where)
         return space.dtype.type(number) if space.dtype is not None else np.int64(number)
     if isinstance(space, (gs.Box, gs.MultiBinary, gs.MultiDiscrete)):
         if kind == "array":
@@ -315,7 +319,8 @@ def decode(space: Optional[gs.Space[Any]], message: Any, where: str = "value") -
             value = decode_any(message, where)
         else:
             raise ValueError(f"{where}: expected an array for {space}, got {kind or 'nothing'}")
-        return _array_for(space, value, where)
+        array = _array_for(space, value, where)
+        return array[()] if isinstance(value, np.generic) else array
     if isinstance(space, gs.Dict):
         if kind != "dict":
             raise ValueError(f"{where}: expected a dict for a Dict space, got {kind or 'nothing'}")
