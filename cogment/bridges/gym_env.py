@@ -128,7 +128,7 @@ class _GymEnvironment(cogment.Environment):
 
 def GymEnvironment(
     env: Union[str, EnvFactory], *, render: bool = False, env_id: Optional[str] = None
-) -> type[cogment.Environment]:
+) -> type[_GymEnvironment]:
     """A `cogment.Environment` class serving a Gymnasium env (serve it with `GrpcServer`).
 
     Args:

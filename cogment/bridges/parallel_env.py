@@ -162,7 +162,7 @@ class TrialParallelEnv(ParallelEnv):  # type: ignore[type-arg]
         if not self._trials:
             raise CogmentError("call reset() first: there is no episode under way")
         messages = []
-        for name, trial in zip(self.possible_agents, self._trials):
+        for name in self.possible_agents:
             message: Any = self._player_class.action_space()
             if name in self.agents and name in actions:
                 spaces.encode(

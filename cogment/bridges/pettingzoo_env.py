@@ -182,9 +182,9 @@ class _PettingZooEnvironment(cogment.Environment):
             env.close()
 
 
-def PettingZooEnvironment(  # noqa: N802 - a class factory, named as the class it makes
+def PettingZooEnvironment(
     env: Union[str, ParallelFactory], *, render: bool = False, env_id: Optional[str] = None
-) -> type[cogment.Environment]:
+) -> type[_PettingZooEnvironment]:
     """A `cogment.Environment` class serving a PettingZoo ParallelEnv (serve it with
     `GrpcServer`).
 

@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-import cogment  # noqa: E402
-from cogment.bridges import settings as builtin  # noqa: E402
+import cogment
+from cogment.bridges import settings as builtin
 
 LOCALHOST = "127.0.0.1"
 TIMEOUT = 20.0  # bound of every call in these tests

@@ -93,7 +93,7 @@ def test_max_steps_truncates_the_episode(
     with trial_env(orchestrator) as env:
         with pytest.raises(gymnasium.error.ResetNeeded, match="call reset"):
             env.step(0)
-        observation, _ = env.reset(seed=1)
+        env.reset(seed=1)
         results = [env.step(1) for _ in range(3)]
         assert [(r[2], r[3]) for r in results] == [(False, False), (False, False), (False, True)]
         assert results[-1][4]["end_reason"] == "max_steps (3) reached"
@@ -163,6 +163,7 @@ def test_policy_agent_plays_and_observers_watch(
         serve(env_class), env_class.config, players=[serve(agent)], observers=[serve(Watcher)] * 2
     )
     with Connection(builtin, orchestrator.endpoint, timeout=TIMEOUT) as connection:
+        assert builtin.trial.config_type is not None
         config = builtin.trial.config_type(seed=3)
         trial = connection.start_trial(builtin.actor_classes.player, config)
         assert trial.actor_id == -1  # no human slot: the client only watches
@@ -175,7 +176,7 @@ def test_policy_agent_plays_and_observers_watch(
     assert [o.value for o in seen[0::2]] == [o.value for o in seen[1::2]]
     steps = 0
     for observation in decisions:
-        expected, reward, terminated, truncated, _ = reference.step(int(observation[2] > 0))
+        expected, _reward, terminated, truncated, _ = reference.step(int(observation[2] > 0))
         steps += 1
     assert terminated or truncated  # the trial lasted as long as the episode
     assert steps == len(decisions)

@@ -1,0 +1,124 @@
+"""The bridge's proto and modules: the committed module matches its .proto, a project's copy
+loads beside it, and the extras stay optional."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+from google.protobuf import descriptor_pb2
+
+from cogment.bridges import proto_build
+from cogment.protoc import compile_protos
+from tests.test_protocol import strip_json_names
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_committed_module_matches_the_proto_file() -> None:
+    """Fails when cogment_bridges.proto was edited without `poetry run task api`."""
+    from cogment.bridges import cogment_bridges_pb2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        descriptors = os.path.join(tmp, "set.pb")
+        compile_protos(
+            [proto_build.PROTO_NAME],
+            [proto_build.BRIDGES_DIR],
+            tmp,
+            grpc=False,
+            descriptor_set_out=descriptors,
+        )
+        files = descriptor_pb2.FileDescriptorSet()
+        with open(descriptors, "rb") as f:
+            files.ParseFromString(f.read())
+    compiled = next(p for p in files.file if p.name == proto_build.PROTO_NAME)
+    compiled.ClearField("source_code_info")
+    strip_json_names(compiled.message_type)
+    generated = descriptor_pb2.FileDescriptorProto()
+    generated.ParseFromString(cogment_bridges_pb2.DESCRIPTOR.serialized_pb)
+    assert generated == compiled, "cogment_bridges_pb2.py is stale: run `poetry run task api`"
+    assert generated.package == "cogment_bridges" and not generated.dependency
+
+
+def test_import_cogment_does_not_import_the_extras() -> None:
+    result = run_python(
+        """
+        import sys
+        import cogment, cogment.client, cogment.cli
+        from cogment.cli import build_parser
+        build_parser("gym")  # `cogment gym --help` needs no extra either
+        build_parser("pettingzoo")
+        loaded = sorted(m for m in ("gymnasium", "numpy", "pettingzoo") if m in sys.modules)
+        print(loaded)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "module, blocked, missing",
+    [
+        (
+            "cogment.gym",
+            "gymnasium",
+            'gymnasium, which is not installed: pip install "cogment[gym]"',
+        ),
+        (
+            "cogment.gym",
+            "numpy",  # gymnasium needs it too
+            'gymnasium and numpy, which are not installed: pip install "cogment[gym]"',
+        ),
+        (
+            "cogment.pettingzoo",
+            "pettingzoo",
+            'pettingzoo, which is not installed: pip install "cogment[pettingzoo]"',
+        ),
+    ],
+)
+def test_a_missing_extra_is_named_with_its_install_command(
+    module: str, blocked: str, missing: str
+) -> None:
+    result = run_python(
+        f"""
+        import sys
+        sys.modules[{blocked!r}] = None  # as if it were not installed
+        try:
+            import {module}
+        except ImportError as error:
+            print(error)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{module} needs {missing}" in result.stdout
+
+
+def test_the_cli_says_which_extra_is_missing_in_one_line() -> None:
+    result = run_python(
+        """
+        import sys
+        sys.modules["gymnasium"] = None
+        from cogment.cli import main
+        sys.exit(main(["gym", "serve", "CartPole-v1", "--port", "0"]))
+        """
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        'error: cogment gym needs gymnasium, which is not installed: pip install "cogment[gym]"'
+    ]
