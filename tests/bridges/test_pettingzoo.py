@@ -57,7 +57,7 @@ def test_per_agent_observations_rewards_and_agents_leaving(
         while env.agents:
             tick += 1
             actions = {agent: 2 for agent in env.agents}
-            observations, rewards, terminations, truncations, infos = env.step(actions)
+            observations, rewards, terminations, _truncations, infos = env.step(actions)
             expected, expected_rewards, expected_terms, _, _ = reference.step(actions)
             assert same(observations, expected)
             assert set(rewards) == set(actions)  # only the agents that acted
@@ -163,7 +163,7 @@ def test_a_trial_needs_one_player_per_agent(
     orchestrator = orchestrate(serve(env_class), env_class.config, players=["human", "human"])
     env = parallel_env(orchestrator)
     try:
-        with pytest.raises(cogment.TrialError, match="the env has 3 agents .* the trial has 2"):
+        with pytest.raises(cogment.TrialError, match=r"the env has 3 agents .* the trial has 2"):
             env.reset()
     finally:
         env.close()

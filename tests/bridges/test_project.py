@@ -144,8 +144,10 @@ def test_gym_init_then_cogment_launch_plays_episodes(tmp_path: Path) -> None:
     assert main(["gym", "init", "CartPole-v1", str(directory)]) == 0
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     result = subprocess.run(
-        [sys.executable, "-m", "cogment.cli", "launch", str(directory / "launch.yaml")]
-        + ["--free-ports", "--timeout", "60"],
+        [
+            *(sys.executable, "-m", "cogment.cli", "launch", str(directory / "launch.yaml")),
+            *("--free-ports", "--timeout", "60"),
+        ],
         env=env,
         capture_output=True,
         text=True,
