@@ -95,7 +95,7 @@ def check_as_agent(weights: np.ndarray, orchestrator: str, trials: int) -> list[
         params = connection.get_trial_params()  # the launched env's endpoint
     with cogment.GrpcServer(Player, cog_settings, port=0, host="127.0.0.1") as agent:
         params.actors[0].endpoint = f"grpc://127.0.0.1:{agent.port}"
-        with cogment.Orchestrator(cog_settings, default_trial_params=params) as local:
+        with cogment.Orchestrator(cog_settings, default_trial_params=params) as local:  # noqa: SIM117
             with Connection(cog_settings, local.endpoint, timeout=60) as connection:
                 for seed in range(trials):
                     config = cog_settings.trial.config_type(seed=1000 + seed)

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from cogment.bridges.gym_env import GymEnvironment  # noqa: E402
-from cogment.bridges.project import project_files  # noqa: E402
-from tests.bridges.test_messages import REPO_ROOT  # noqa: E402
+from cogment.bridges.gym_env import GymEnvironment
+from cogment.bridges.project import project_files
+from tests.bridges.test_messages import REPO_ROOT
 
 EXAMPLE = os.path.join(REPO_ROOT, "examples", "gym")
 TRAINED = re.compile(
