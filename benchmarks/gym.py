@@ -82,7 +82,7 @@ class _FloorEnvLogic:
         self.counter.n += 1
         env = self.envs[request.trial_id]
         action = self.pb.Action.FromString(request.action_set.actions[0]).value.integer
-        observation, reward, terminated, truncated, _ = env.step(action)
+        observation, reward, terminated, _truncated, _ = env.step(action)
         tick = self.steps[request.trial_id] = self.steps[request.trial_id] + 1
         if terminated or tick >= 500:
             observation, _ = env.reset()  # a new episode in place: the floor never ends trials
