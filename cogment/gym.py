@@ -30,9 +30,9 @@ from cogment.bridges.spaces import (  # noqa: E402
 from cogment.bridges.trial_env import TrialEnv  # noqa: E402
 
 __all__ = [
-    "SUPPORTED",
     "GymEnvironment",
     "PolicyAgent",
+    "SUPPORTED",
     "TrialEnv",
     "UnsupportedSpaceError",
     "decode",

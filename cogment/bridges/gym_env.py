@@ -19,6 +19,7 @@ import json
 from typing import Any, Callable, ClassVar, Optional, Union
 
 import gymnasium
+import numpy as np
 
 import cogment
 from cogment.bridges import envconfig, observation, spaces
@@ -59,6 +60,19 @@ def probe(factory: EnvFactory, env_id: str) -> gymnasium.Env[Any, Any]:
     if not isinstance(env, gymnasium.Env):
         raise ConfigurationError(f"{env_id}: the factory made a {type(env).__name__}, not an Env")
     return env
+
+
+def _check_frames(env: gymnasium.Env[Any, Any], env_id: str) -> None:
+    """Renders once, so a missing renderer (e.g. pygame) is told now, not in a trial."""
+    if env.render_mode != "rgb_array":
+        raise ConfigurationError(NOT_RGB.format(env_id=env_id, mode=env.render_mode))
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+    except (gymnasium.error.Error, ImportError) as error:
+        raise ConfigurationError(f"{env_id}: cannot render: {error}") from None
+    if not isinstance(frame, np.ndarray):
+        raise ConfigurationError(f"{env_id}: render() gave {type(frame).__name__}, not an array")
 
 
 class _GymEnvironment(cogment.Environment):
@@ -147,8 +161,8 @@ def GymEnvironment(
     name = env_id or default_id
     sample = probe(factory, name)
     try:
-        if render and sample.render_mode != "rgb_array":
-            raise ConfigurationError(NOT_RGB.format(env_id=name, mode=sample.render_mode))
+        if render:
+            _check_frames(sample, name)
         config = envconfig.env_config(
             name, [(PLAYER, sample.observation_space, sample.action_space)]
         )

@@ -25,7 +25,8 @@ from cogment.bridges import envconfig, observation, spaces
 from cogment.bridges.settings import PLAYER
 from cogment.client import ClientTrial, Connection
 from cogment.errors import CogmentError, ConfigurationError, TrialEndedError
-from cogment.settings import HUMAN_ENDPOINT, ActorClass
+from cogment.constants import HUMAN_ENDPOINT
+from cogment.settings import ActorClass
 
 log = logging.getLogger("cogment.bridges")
 

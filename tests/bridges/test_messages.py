@@ -3,11 +3,13 @@ loads beside it, and the extras stay optional."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
+from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2
@@ -122,3 +124,39 @@ def test_the_cli_says_which_extra_is_missing_in_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         'error: cogment gym needs gymnasium, which is not installed: pip install "cogment[gym]"'
     ]
+
+
+def test_another_copy_of_the_proto_is_refused_by_name(tmp_path: Any) -> None:
+    """A project's cogment_bridges.proto from another cogment version (here: one more field)
+    cannot share the process with the package's: the error says what to do."""
+    with open(proto_build.PROTO_PATH, encoding="utf-8") as f:
+        text = f.read().replace("  string agent = 8;", "  string agent = 8;\n  int32 extra = 9;")
+    (tmp_path / proto_build.PROTO_NAME).write_text(text)
+    compile_protos([proto_build.PROTO_NAME], [str(tmp_path)], str(tmp_path), grpc=False)
+    result = run_python(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import cogment_bridges_pb2  # the project's (other) copy, loaded first
+        from cogment.bridges import messages
+        try:
+            messages.module()
+        except Exception as error:
+            print(f"{{type(error).__name__}}: {{error}}")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ConfigurationError: this process already loaded another")
+    assert "`cogment gym init` writes it" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["cogment.gym", "cogment.pettingzoo"])
+def test_the_public_names_are_curated(name: str) -> None:
+    pytest.importorskip("pettingzoo")
+    module = importlib.import_module(name)
+    names = list(module.__all__)
+    assert names == sorted(names) and len(set(names)) == len(names)
+    for public in names:
+        assert hasattr(module, public), public
+    defined = {k for k in vars(module) if not k.startswith("_")} - {"annotations"}
+    assert defined == set(names), defined ^ set(names)
