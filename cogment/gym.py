@@ -20,7 +20,6 @@ from cogment.bridges.envconfig import env_config  # noqa: E402
 from cogment.bridges.gym_env import GymEnvironment  # noqa: E402
 from cogment.bridges.policy_agent import PolicyAgent  # noqa: E402
 from cogment.bridges.spaces import (  # noqa: E402
-    SUPPORTED,
     UnsupportedSpaceError,
     decode,
     encode,
@@ -32,7 +31,6 @@ from cogment.bridges.trial_env import TrialEnv  # noqa: E402
 __all__ = [
     "GymEnvironment",
     "PolicyAgent",
-    "SUPPORTED",
     "TrialEnv",
     "UnsupportedSpaceError",
     "decode",

@@ -28,8 +28,8 @@ from pettingzoo.utils.env import ParallelEnv
 from cogment.bridges import envconfig, observation, spaces
 from cogment.bridges.settings import PLAYER
 from cogment.client import ClientTrial, Connection
-from cogment.errors import CogmentError, ConfigurationError, TrialEndedError
 from cogment.constants import HUMAN_ENDPOINT
+from cogment.errors import CogmentError, ConfigurationError, TrialEndedError
 
 log = logging.getLogger("cogment.bridges")
 

@@ -24,8 +24,8 @@ import gymnasium
 from cogment.bridges import envconfig, observation, spaces
 from cogment.bridges.settings import PLAYER
 from cogment.client import ClientTrial, Connection
-from cogment.errors import CogmentError, ConfigurationError, TrialEndedError
 from cogment.constants import HUMAN_ENDPOINT
+from cogment.errors import CogmentError, ConfigurationError, TrialEndedError
 from cogment.settings import ActorClass
 
 log = logging.getLogger("cogment.bridges")
