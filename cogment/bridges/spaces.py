@@ -385,7 +385,7 @@ def encode_any(value: Any, out: Any, where: str = "value") -> None:
         for i, item_value in enumerate(value):
             encode_any(item_value, target.items.add(), f"{where}[{i}]")
     else:
-        raise TypeError(f"{where}: a {type(value).__name__} cannot travel")
+        raise TypeError(f"{where}: values of type {type(value).__name__} cannot travel")
 
 
 def decode_any(message: Any, where: str = "value") -> Any:

@@ -142,6 +142,9 @@ class TrialEnv(gymnasium.Env[Any, Any]):
                 except (TypeError, ValueError) as error:
                     raise TypeError(BAD_OPTIONS.format(error=error)) from None
         trial = self._connection.start_trial(self._actor_class, config)
+        if trial.actor_class is None:  # a pre-trial hook took the human slot away
+            trial.end()
+            raise ConfigurationError(NO_SLOT.format(actor_class=self._actor_class.id))
         self._trial = trial
         message = trial.observation
         self._frame = message.frame
