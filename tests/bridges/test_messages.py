@@ -74,56 +74,54 @@ def test_import_cogment_does_not_import_the_extras() -> None:
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(
-    "module, blocked, missing",
-    [
-        (
-            "cogment.gym",
-            "gymnasium",
-            'gymnasium, which is not installed: pip install "cogment[gym]"',
-        ),
-        (
-            "cogment.gym",
-            "numpy",  # gymnasium needs it too
-            'gymnasium and numpy, which are not installed: pip install "cogment[gym]"',
-        ),
-        (
-            "cogment.pettingzoo",
-            "pettingzoo",
-            'pettingzoo, which is not installed: pip install "cogment[pettingzoo]"',
-        ),
-    ],
-)
-def test_a_missing_extra_is_named_with_its_install_command(
-    module: str, blocked: str, missing: str
-) -> None:
+MISSING = [  # (module imported, package blocked, what the error names)
+    (
+        "cogment.gym",
+        "numpy",
+        'gymnasium and numpy, which are not installed: pip install "cogment[gym]"',
+    ),
+    ("cogment.gym", "gymnasium", 'gymnasium, which is not installed: pip install "cogment[gym]"'),
+    (
+        "cogment.pettingzoo",
+        "pettingzoo",
+        'pettingzoo, which is not installed: pip install "cogment[pettingzoo]"',
+    ),
+]
+
+
+def test_a_missing_extra_is_named_with_its_install_command() -> None:
+    """In one fresh interpreter: each package blocked in turn (as if not installed), then the
+    CLI with gymnasium blocked (one line on stderr, exit 1)."""
     result = run_python(
         f"""
-        import sys
-        sys.modules[{blocked!r}] = None  # as if it were not installed
-        try:
-            import {module}
-        except ImportError as error:
-            print(error)
+        import contextlib, importlib, io, sys
+        for module, blocked, _ in {MISSING!r}:
+            sys.modules.pop(module, None)
+            saved = sys.modules.get(blocked)
+            sys.modules[blocked] = None
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                print(error)
+            if saved is None:
+                del sys.modules[blocked]
+            else:
+                sys.modules[blocked] = saved
+        sys.modules["gymnasium"] = None
+        from cogment.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["gym", "serve", "CartPole-v1", "--port", "0"])
+        print(code, repr(err.getvalue()))
         """
     )
     assert result.returncode == 0, result.stderr
-    assert f"{module} needs {missing}" in result.stdout
-
-
-def test_the_cli_says_which_extra_is_missing_in_one_line() -> None:
-    result = run_python(
-        """
-        import sys
-        sys.modules["gymnasium"] = None
-        from cogment.cli import main
-        sys.exit(main(["gym", "serve", "CartPole-v1", "--port", "0"]))
-        """
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    lines = result.stdout.strip().splitlines()
+    assert lines[:3] == [f"{module} needs {missing}" for module, _, missing in MISSING]
+    expected = (
         'error: cogment gym needs gymnasium, which is not installed: pip install "cogment[gym]"'
-    ]
+    )
+    assert lines[3] == f"1 {expected + chr(10)!r}"
 
 
 def test_another_copy_of_the_proto_is_refused_by_name(tmp_path: Any) -> None:

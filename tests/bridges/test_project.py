@@ -1,5 +1,7 @@
 """`cogment gym init` / `cogment pettingzoo init`: the project runs with `cogment generate` and
-an orchestrator unchanged, beside the built-in settings in one process; the CLI's errors."""
+an orchestrator unchanged, beside the built-in settings in one process, and its play.py
+plays; the CLI's errors. (`cogment launch` of such a project runs in tests/bridges/
+test_example.py: the example's project is what `cogment gym init` writes.)"""
 
 from __future__ import annotations
 
@@ -45,10 +47,11 @@ def load_generated(python_dir: Path, name: str) -> types.ModuleType:
 def cartpole_project(tmp_path: Path) -> Iterator[types.ModuleType]:
     directory = tmp_path / "cartpole"
     assert main(["gym", "init", "CartPole-v1", str(directory), "--env-port", "9102"]) == 0
-    generate(str(directory / "cogment.yaml"), str(directory))
+    generate(str(directory / "cogment.yaml"), str(directory))  # as a user would, in place
     yield load_generated(directory, "cartpole_project_cog_settings")
 
 
+@pytest.mark.timeout(90)
 def test_the_project_runs_beside_the_built_in_settings(
     cartpole_project: types.ModuleType, serve: Callable[..., str]
 ) -> None:
@@ -77,6 +80,18 @@ def test_the_project_runs_beside_the_built_in_settings(
             assert terminated
         finally:
             env.close()
+        # the project's play.py, as `cogment launch` runs it (its own process, in the folder)
+        played = subprocess.run(
+            [sys.executable, "play.py", "--orchestrator", orchestrator.endpoint, "--episodes", "2"],
+            cwd=os.path.dirname(project.__file__),
+            env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert played.returncode == 0, played.stdout + played.stderr
+    lines = played.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("(the environment ended the trial)" in x for x in lines), lines
 
 
 def test_the_written_project_is_what_cogment_reads(tmp_path: Path) -> None:
@@ -134,28 +149,3 @@ def test_a_pettingzoo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     agents = spec.trial_params.environment_config["agents"]  # type: ignore[index]
     assert [a["name"] for a in agents] == ["runner_0", "runner_1", "runner_2"]
     assert "TrialParallelEnv" in (directory / "play.py").read_text()
-
-
-@pytest.mark.timeout(90)
-def test_gym_init_then_cogment_launch_plays_episodes(tmp_path: Path) -> None:
-    """What a user runs: `cogment gym init`, then `cogment launch` (env, orchestrator, play.py
-    in their own processes)."""
-    directory = tmp_path / "cartpole"
-    assert main(["gym", "init", "CartPole-v1", str(directory)]) == 0
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "cogment.cli", "launch", str(directory / "launch.yaml")),
-            *("--free-ports", "--timeout", "60"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=80,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    played = [
-        line for line in result.stdout.splitlines() if line.startswith("play") and "episode" in line
-    ]
-    assert len(played) == 3, result.stdout[-3000:]
-    assert all("(the environment ended the trial)" in line for line in played)
