@@ -83,7 +83,7 @@ def test_the_project_runs_beside_the_built_in_settings(
         # the project's play.py, as `cogment launch` runs it (its own process, in the folder)
         played = subprocess.run(
             [sys.executable, "play.py", "--orchestrator", orchestrator.endpoint, "--episodes", "2"],
-            cwd=os.path.dirname(project.__file__),
+            cwd=os.path.dirname(str(project.__file__)),
             env=dict(os.environ, PYTHONPATH=REPO_ROOT),
             capture_output=True,
             text=True,
