@@ -103,7 +103,10 @@ def _serve(args: argparse.Namespace, make_class: Callable[[str, bool], Any]) -> 
     )
     env_class = make_class(args.target, args.render)
     server = cogment.GrpcServer(env_class, settings, port=args.port, host=args.host)
-    server.serve()  # logs "serving ... on host:port"; until SIGINT/SIGTERM
+    try:
+        server.serve()  # logs "serving ... on host:port"; until SIGINT/SIGTERM
+    finally:
+        server.stop()  # also after a Ctrl-C that came before serve() watched for it
     return 0
 
 
