@@ -40,7 +40,12 @@ from cogment.client.heartbeat import Beating, HeartbeatThread
 from cogment.client.interface import CONNECTION_TIMEOUT, Deadline, UseConnectionTimeout
 from cogment.client.slot import type_name
 from cogment.client.trial import ClientTrial
-from cogment.constants import ACTOR_CLASS_METADATA, SESSION_ID_METADATA, UNLIMITED_MESSAGES
+from cogment.constants import (
+    ACTOR_CLASS_METADATA,
+    FAST_RECONNECT,
+    SESSION_ID_METADATA,
+    UNLIMITED_MESSAGES,
+)
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -157,7 +162,9 @@ class Connection:
         self._channel: Optional[grpc.Channel] = None
         if isinstance(endpoint, str):
             self._endpoint = parse_endpoint(endpoint)
-            self._channel = grpc.insecure_channel(self._endpoint, options=UNLIMITED_MESSAGES)
+            self._channel = grpc.insecure_channel(
+                self._endpoint, options=[*UNLIMITED_MESSAGES, *FAST_RECONNECT]
+            )
             self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"

@@ -28,6 +28,7 @@ from cogment.client.ending import (
     REASON_ORCHESTRATOR,
     REASON_STREAM_CLOSED,
     REASON_TIMED_OUT,
+    REASON_UNKNOWN,
     TrialEnd,
     classify,
     failure,
@@ -43,6 +44,7 @@ from cogment.errors import (
     LifecycleError,
     TrialEndedError,
     TrialError,
+    is_unknown_trial,
     trial_end_reason,
 )
 
@@ -257,6 +259,8 @@ class Contact:
         if isinstance(error, TrialError):  # ABORTED, or NOT_FOUND for a failed trial
             self.finish(trial_end_reason(error.message), error=error)
             return error
+        if is_unknown_trial(error.code, error.message):  # no record of it: it was lost
+            return self._fail(REASON_UNKNOWN.format(endpoint=self._connection.endpoint), error)
         if error.code is grpc.StatusCode.NOT_FOUND:
             reason = trial_end_reason(error.message)
             self.finish(reason)
