@@ -45,11 +45,11 @@ def test_trial_env_passes_gymnasiums_env_checker(cartpole: cogment.Orchestrator)
 def test_reset_returns_what_gymnasium_returns(
     serve: Callable[..., str], orchestrate: Callable[..., Any], seed: int
 ) -> None:
-    env_class = GymEnvironment("Taxi-v4")  # a Discrete observation, and info with action_mask
+    env_class = GymEnvironment("Taxi-v3")  # a Discrete observation, and info with action_mask
     orchestrator = orchestrate(serve(env_class), env_class.config)
     with trial_env(orchestrator) as env:
         observation, info = env.reset(seed=seed)
-        expected, expected_info = gymnasium.make("Taxi-v4").reset(seed=seed)
+        expected, expected_info = gymnasium.make("Taxi-v3").reset(seed=seed)
         assert same(observation, expected)
         assert same(info, expected_info)
 
@@ -192,7 +192,7 @@ def test_unsupported_spaces_are_refused_before_any_trial() -> None:
 def test_a_trial_for_another_env_is_refused_at_start(
     serve: Callable[..., str], orchestrate: Callable[..., Any]
 ) -> None:
-    taxi = GymEnvironment("Taxi-v4")
+    taxi = GymEnvironment("Taxi-v3")
     orchestrator = orchestrate(serve(GymEnvironment("CartPole-v1")), taxi.config)
     with trial_env(orchestrator) as env:
         assert env.observation_space == gymnasium.spaces.Discrete(500)

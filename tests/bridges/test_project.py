@@ -96,13 +96,13 @@ def test_the_project_runs_beside_the_built_in_settings(
 
 def test_the_written_project_is_what_cogment_reads(tmp_path: Path) -> None:
     directory = tmp_path / "taxi"
-    assert main(["gym", "init", "Taxi-v4", str(directory), "--orchestrator-port", "9100"]) == 0
+    assert main(["gym", "init", "Taxi-v3", str(directory), "--orchestrator-port", "9100"]) == 0
     names = sorted(os.listdir(directory))
     assert names == ["README.md", "cogment.yaml", "cogment_bridges.proto", "launch.yaml", "play.py"]
     spec = load_spec(str(directory / "cogment.yaml"))
     assert [c.id for c in spec.actor_classes] == ["player", "observer"]
     assert spec.trial_params.environment_config is not None
-    assert spec.trial_params.environment_config["env_id"] == "Taxi-v4"
+    assert spec.trial_params.environment_config["env_id"] == "Taxi-v3"
     with (
         open(directory / "cogment_bridges.proto", "rb") as copy,
         open(
