@@ -68,7 +68,7 @@ def _check_frames(env: gymnasium.Env[Any, Any], env_id: str) -> None:
         raise ConfigurationError(NOT_RGB.format(env_id=env_id, mode=env.render_mode))
     try:
         env.reset(seed=0)
-        frame = env.render()
+        frame: Any = env.render()
     except (gymnasium.error.Error, ImportError) as error:
         raise ConfigurationError(f"{env_id}: cannot render: {error}") from None
     if not isinstance(frame, np.ndarray):

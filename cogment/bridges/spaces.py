@@ -125,7 +125,7 @@ def check_space(space: Any, where: str = "space") -> None:
         for i, sub in enumerate(space.spaces):
             check_space(sub, f"{where}[{i}]")
     elif isinstance(space, gs.Box):
-        if space.dtype.name not in DTYPES:
+        if np.dtype(space.dtype).name not in DTYPES:
             raise UnsupportedSpaceError(f"{where}: Box of dtype {space.dtype} cannot travel")
     elif not isinstance(space, (gs.Discrete, gs.MultiBinary, gs.MultiDiscrete)):
         raise UnsupportedSpaceError(
@@ -154,7 +154,7 @@ def space_to_proto(space: gs.Space[Any], out: Any, where: str = "space") -> None
         out.discrete.dtype = space.dtype.name if space.dtype is not None else "int64"
     elif isinstance(space, gs.Box):
         box = out.box
-        box.dtype = space.dtype.name
+        box.dtype = np.dtype(space.dtype).name
         box.shape.extend(space.shape)
         _bound_to_proto(np.asarray(space.low), box.low)
         _bound_to_proto(np.asarray(space.high), box.high)
@@ -195,7 +195,7 @@ def space_from_proto(message: Any, where: str = "space") -> gs.Space[Any]:
         d = message.discrete
         dtype = _dtype(d.dtype or "int64", f"{where}.dtype")
         try:
-            return gs.Discrete(d.n, start=d.start, dtype=dtype)
+            return gs.Discrete(d.n, start=d.start, dtype=dtype)  # type: ignore[call-arg]
         except TypeError:  # gymnasium < 1.2: Discrete has no dtype (always int64)
             return gs.Discrete(d.n, start=d.start)
     if kind == "box":
@@ -204,7 +204,7 @@ def space_from_proto(message: Any, where: str = "space") -> gs.Space[Any]:
         shape = tuple(box.shape)
         low = _bound_from_proto(box.low, shape, dtype, f"{where}.low")
         high = _bound_from_proto(box.high, shape, dtype, f"{where}.high")
-        return gs.Box(low=low, high=high, shape=shape, dtype=dtype)
+        return gs.Box(low=low, high=high, shape=shape, dtype=dtype)  # type: ignore[arg-type]
     if kind == "multi_binary":
         shape = tuple(message.multi_binary.shape)
         return gs.MultiBinary(shape[0] if message.multi_binary.flat and len(shape) == 1 else shape)
@@ -269,7 +269,7 @@ def encode(space: gs.Space[Any], value: Any, out: Any, where: str = "value") -> 
         if isinstance(value, int):
             out.integer = number
         else:  # a numpy integer stays one (what Discrete.sample() returns)
-            array_to_proto(space.dtype.type(number), out.array, where, scalar=True)
+            array_to_proto(np.dtype(space.dtype).type(number), out.array, where, scalar=True)
     elif isinstance(space, (gs.Box, gs.MultiBinary, gs.MultiDiscrete)):
         scalar = isinstance(value, np.generic)  # Box(shape=()) samples are numpy scalars
         array_to_proto(_array_for(space, value, where), out.array, where, scalar=scalar)

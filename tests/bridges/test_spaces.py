@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -46,10 +47,8 @@ SPACES = {
 }
 
 
-try:  # gymnasium >= 1.2: Discrete spaces have a dtype
+with contextlib.suppress(TypeError):  # gymnasium >= 1.2: Discrete spaces have a dtype
     SPACES["discrete_int32"] = gs.Discrete(4, dtype=np.int32)  # type: ignore[call-arg]
-except TypeError:
-    pass
 
 
 def same(a: Any, b: Any) -> bool:
