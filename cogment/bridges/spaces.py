@@ -74,10 +74,14 @@ def array_to_proto(value: Any, out: Any, where: str = "value", scalar: bool = Fa
         out.scalar = True
 
 
+_WIRE_DTYPES = {name: np.dtype(name).newbyteorder("<") for name in DTYPES}
+
+
 def _dtype(name: str, where: str) -> np.dtype[Any]:
-    if name not in DTYPES:
+    dtype = _WIRE_DTYPES.get(name)
+    if dtype is None:
         raise ValueError(f"{where}: unknown array dtype {name!r}")
-    return np.dtype(name).newbyteorder("<")
+    return dtype
 
 
 def array_from_proto(message: Any, where: str = "value") -> Any:
