@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -46,6 +45,7 @@ from cogment.constants import (
     SESSION_ID_METADATA,
     UNLIMITED_MESSAGES,
 )
+from cogment.endpoint import BAD_ORCHESTRATOR_ENDPOINT, orchestrator_address
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -54,20 +54,13 @@ from cogment.errors import (
     from_rpc_error,
     is_wrong_slot,
 )
-from cogment.settings import ActorClass, Settings
+from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClass, Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 2.0  # seconds; keep it well below the trials' max_inactivity
 
-BAD_ENDPOINT = (
-    "invalid orchestrator endpoint {endpoint!r} (expected 'host:port' or 'grpc://host:port')"
-)
 CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connection"
-
-_ENDPOINT_RE = re.compile(
-    r"^(?:grpc://)?(?P<host>[^\s:/\[\]]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$"
-)
 
 
 class TrialService(Protocol):
@@ -95,18 +88,6 @@ class ConnectionState(enum.Enum):
 
     OPEN = "open"
     CLOSED = "closed"
-
-
-def parse_endpoint(endpoint: str) -> str:
-    """`host:port` or `grpc://host:port` -> `host:port`.
-
-    Raises:
-        ConfigurationError: the endpoint is not of either form.
-    """
-    match = _ENDPOINT_RE.match(endpoint.strip()) if isinstance(endpoint, str) else None
-    if match is None or not 0 < int(match.group("port")) < 65536:
-        raise ConfigurationError(BAD_ENDPOINT.format(endpoint=endpoint))
-    return f"{match.group('host')}:{match.group('port')}"
 
 
 class Connection:
@@ -161,7 +142,7 @@ class Connection:
         self._settings = cog_settings
         self._channel: Optional[grpc.Channel] = None
         if isinstance(endpoint, str):
-            self._endpoint = parse_endpoint(endpoint)
+            self._endpoint = orchestrator_address(endpoint)
             self._channel = grpc.insecure_channel(
                 self._endpoint, options=[*UNLIMITED_MESSAGES, *FAST_RECONNECT]
             )
@@ -173,7 +154,7 @@ class Connection:
             self._endpoint = f"<{type(endpoint).__name__}>"
             self._stub = endpoint
         else:
-            raise ConfigurationError(BAD_ENDPOINT.format(endpoint=endpoint))
+            raise ConfigurationError(BAD_ORCHESTRATOR_ENDPOINT.format(endpoint=endpoint))
         self._timeout = timeout
         self._session_id = str(uuid.uuid4())
         self._metadata = ((SESSION_ID_METADATA, self._session_id),)
@@ -473,7 +454,9 @@ class Connection:
             found = classes.get(actor_class)
             if found is None:
                 raise ConfigurationError(
-                    f"unknown actor class {actor_class!r} (declared: {', '.join(classes.ids)})"
+                    UNKNOWN_ACTOR_CLASS.format(
+                        actor_class=actor_class, declared=", ".join(classes.ids)
+                    )
                 )
             return found
         if not isinstance(actor_class, ActorClass) or classes.get(actor_class.id) is None:

@@ -18,8 +18,8 @@ from cogment.api import (
     hooks_pb2_grpc,
 )
 from cogment.constants import FAST_RECONNECT, UNLIMITED_MESSAGES
+from cogment.endpoint import endpoint_address
 from cogment.errors import LifecycleError
-from cogment.settings import endpoint_address
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.
