@@ -22,9 +22,9 @@ pytest.importorskip("pettingzoo")
 import cogment  # noqa: E402
 from cogment.bridges import messages  # noqa: E402
 from cogment.cli import main  # noqa: E402
+from cogment.cogment_yaml import load_spec  # noqa: E402
 from cogment.generate import generate  # noqa: E402
 from cogment.gym import GymEnvironment, TrialEnv  # noqa: E402
-from cogment.settings import load_spec  # noqa: E402
 from tests.bridges.conftest import TIMEOUT  # noqa: E402
 from tests.bridges.test_messages import REPO_ROOT  # noqa: E402
 
