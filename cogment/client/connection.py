@@ -10,10 +10,10 @@ with Connection(cog_settings, "127.0.0.1:9000") as conn:
 A Connection owns one gRPC channel (message-size limits lifted) when given an address
 (`grpcs://host:port`: over TLS, checking the orchestrator's certificate against `tls_ca` or
 the system's roots), and leaves alone a `grpc.Channel` or a stub-like `TrialService` it is
-handed. Every call carries the
-gRPC metadata `session_id: <Connection.session_id>`. One background thread per Connection sends
-`Heartbeat` for the trials that sit idle between actions; when they keep finding the
-orchestrator unreachable, the trials are over (see `ClientTrial.do_action`).
+handed. Every call carries the gRPC metadata `session_id: <Connection.session_id>`. One
+background thread per Connection sends `Heartbeat` for the trials that sit idle between
+actions; when they keep finding the orchestrator unreachable, the trials are over (see
+`ClientTrial.do_action`).
 
 gRPC errors become `cogment.errors` exceptions (one traceback, no gRPC internals); a failed
 unary call keeps gRPC's debug string in the exception's `details`. A closed Connection
