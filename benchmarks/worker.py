@@ -95,12 +95,13 @@ def _watchdog(deadline: float) -> None:
 
 
 def _roles() -> dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]]:
-    from benchmarks import datalog, floor, middle, services
+    from benchmarks import datalog, floor, gym, middle, services
 
     return {
         **floor.ROLES,
         "floor-middle": middle.role_middle,
         **services.ROLES,
+        **gym.ROLES,
         **datalog.ROLES,
     }
 

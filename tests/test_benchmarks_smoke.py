@@ -44,7 +44,6 @@ def test_quick_benchmarks_run_and_write_json(tmp_path: str) -> None:
         "dispatch.sync.c1",
         "dispatch.sdk.c1",
         "held.quick",
-        "cogment.c1.sqlite",
     }
     assert expected <= set(rows), f"missing: {sorted(expected - set(rows))}"
     for row_id in expected:

@@ -50,7 +50,6 @@ def test_an_idle_session_is_ended(cog_settings: Any, start_server: Any, grpc_cha
         agent_pb2.AgentStartRequest(trial_id="t", actor_id=0, actor_counts=[1, 0]),
         timeout=TIMEOUT,
     )
-    assert server.session_count == 1
     assert ended.wait(TIMEOUT), "the idle session was not ended"
     assert server.session_count == 0
     with pytest.raises(Exception, match="no actor 0 on this agent service"):
@@ -70,7 +69,7 @@ def test_the_sessions_of_a_killed_orchestrator_are_ended(
     project = Project(
         cog_settings,
         project_services,
-        lambda service, **kwargs: start_server(service, idle_session_timeout=1.0, **kwargs),
+        lambda service, **kwargs: start_server(service, idle_session_timeout=3.0, **kwargs),
     )
     params = project.params()
     orchestrator = subprocess.Popen(

@@ -7,11 +7,13 @@ with Connection(cog_settings, "127.0.0.1:9000") as conn:
     obs, reward, messages = trial.do_action(Move(cell=1))
 ```
 
-A Connection owns one gRPC channel (message-size limits lifted) when given an address, and
-leaves alone a `grpc.Channel` or a stub-like `TrialService` it is handed. Every call carries the
-gRPC metadata `session_id: <Connection.session_id>`. One background thread per Connection sends
-`Heartbeat` for the trials that sit idle between actions; when they keep finding the
-orchestrator unreachable, the trials are over (see `ClientTrial.do_action`).
+A Connection owns one gRPC channel (message-size limits lifted) when given an address
+(`grpcs://host:port`: over TLS, checking the orchestrator's certificate against `tls_ca` or
+the system's roots), and leaves alone a `grpc.Channel` or a stub-like `TrialService` it is
+handed. Every call carries the gRPC metadata `session_id: <Connection.session_id>`. One
+background thread per Connection sends `Heartbeat` for the trials that sit idle between
+actions; when they keep finding the orchestrator unreachable, the trials are over (see
+`ClientTrial.do_action`).
 
 gRPC errors become `cogment.errors` exceptions (one traceback, no gRPC internals); a failed
 unary call keeps gRPC's debug string in the exception's `details`. A closed Connection
@@ -45,7 +47,7 @@ from cogment.constants import (
     SESSION_ID_METADATA,
     UNLIMITED_MESSAGES,
 )
-from cogment.endpoint import BAD_ORCHESTRATOR_ENDPOINT, orchestrator_address
+from cogment.endpoint import BAD_ORCHESTRATOR_ENDPOINT, GRPCS_SCHEME, parse_orchestrator_endpoint
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -55,12 +57,17 @@ from cogment.errors import (
     is_wrong_slot,
 )
 from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClass, Settings
+from cogment.tls import FilePath, channel_credentials, explained
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 2.0  # seconds; keep it well below the trials' max_inactivity
 
 CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connection"
+CA_WITHOUT_TLS = (
+    "Connection: tls_ca is for an orchestrator called over TLS, at grpcs://host:port; "
+    "got {endpoint!r}"
+)
 
 
 class TrialService(Protocol):
@@ -95,9 +102,9 @@ class Connection:
 
     Args:
         cog_settings: the project's generated `cog_settings` module.
-        endpoint: `"host:port"` or `"grpc://host:port"` (the Connection opens and owns a
-            channel), a `grpc.Channel` (used, never closed), or a `TrialService` (a stub or an
-            in-memory fake, used as is).
+        endpoint: `"host:port"` or `"grpc://host:port"`, or `"grpcs://host:port"` over TLS
+            (the Connection opens and owns a channel), a `grpc.Channel` (used, never
+            closed), or a `TrialService` (a stub or an in-memory fake, used as is).
         timeout: deadline in seconds of every unary call, `do_action` included; None (the
             default) waits as long as the orchestrator takes (`do_action` waits for every
             actor of the tick). A `do_action` that times out leaves the trial's state unknown
@@ -107,9 +114,14 @@ class Connection:
         heartbeat_interval: seconds between heartbeats of a trial idle between actions;
             None disables them (the orchestrator then reaps such a trial after its
             `max_inactivity`).
+        tls_ca: for a `grpcs://` endpoint, the PEM file of the CA certificates the
+            orchestrator's certificate is checked against (None: the system's roots); e.g.
+            the certificate itself when it is self-signed.
 
     Raises:
-        ConfigurationError: the endpoint, a duration or the settings are malformed.
+        ConfigurationError: the endpoint, a duration or the settings are malformed; a
+            `tls_ca` that cannot be read or holds no PEM certificate, or one given with an
+            endpoint that is not `grpcs://`.
 
     Its trials reach it through `interface.TrialConnection` (`ensure_open`, `call_unary`,
     `open_action_stream`, `keep_alive`, `stop_keeping_alive`, `forget_trial`,
@@ -124,6 +136,7 @@ class Connection:
         *,
         timeout: Optional[float] = None,
         heartbeat_interval: Optional[float] = DEFAULT_HEARTBEAT_INTERVAL,
+        tls_ca: Optional[FilePath] = None,
     ) -> None:
         if heartbeat_interval is not None and heartbeat_interval <= 0:
             raise ConfigurationError(
@@ -141,12 +154,23 @@ class Connection:
                 )
         self._settings = cog_settings
         self._channel: Optional[grpc.Channel] = None
+        self._secure = False
         if isinstance(endpoint, str):
-            self._endpoint = orchestrator_address(endpoint)
-            self._channel = grpc.insecure_channel(
-                self._endpoint, options=[*UNLIMITED_MESSAGES, *FAST_RECONNECT]
-            )
+            parsed = parse_orchestrator_endpoint(endpoint)
+            options = [*UNLIMITED_MESSAGES, *FAST_RECONNECT]
+            self._secure = parsed.secure
+            if parsed.secure:
+                self._endpoint = GRPCS_SCHEME + parsed.address
+                credentials = channel_credentials(tls_ca)
+                self._channel = grpc.secure_channel(parsed.address, credentials, options=options)
+            else:
+                if tls_ca is not None:
+                    raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
+                self._endpoint = parsed.address
+                self._channel = grpc.insecure_channel(parsed.address, options=options)
             self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
+        elif tls_ca is not None:
+            raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"
             self._stub = orchestrator_pb2_grpc.TrialStub(endpoint)
@@ -172,7 +196,8 @@ class Connection:
 
     @property
     def endpoint(self) -> str:
-        """The orchestrator's `host:port` (or a label for a channel/service passed in)."""
+        """The orchestrator's `host:port`, `grpcs://host:port` over TLS (or a label for a
+        channel/service passed in)."""
         return self._endpoint
 
     @property
@@ -428,7 +453,10 @@ class Connection:
         translated = from_rpc_error(error)
         code, message = translated.code, translated.message
         if code is grpc.StatusCode.UNAVAILABLE:
-            message = UNREACHABLE.format(endpoint=self._endpoint, details=message)
+            # a TLS mismatch (a plaintext call to a TLS port, an untrusted certificate) is
+            # said first
+            details_text = explained(message, self._secure) if self._channel else message
+            message = UNREACHABLE.format(endpoint=self._endpoint, details=details_text)
         elif code is grpc.StatusCode.CANCELLED and self.is_closed:
             message = CONNECTION_CLOSED.format(endpoint=self._endpoint)
         debug_string = getattr(error, "debug_error_string", None) if debug else None

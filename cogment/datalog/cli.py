@@ -1,6 +1,7 @@
 """`cogment datalog`: serve a store, list its trials, show one, export samples as JSON lines.
 
 cogment datalog serve --db trials.db [--port 9004] [--host 127.0.0.1] [--max-message-mb 64]
+                      [--tls-cert FILE --tls-key FILE]
 cogment datalog ls trials.db
 cogment datalog show trials.db [TRIAL_ID] [--file cogment.yaml] [--full]
 cogment datalog export trials.db [TRIAL_ID ...] --jsonl out.jsonl [--file cogment.yaml]
@@ -29,6 +30,7 @@ from google.protobuf import json_format, text_format
 from google.protobuf.message import Message
 
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
+from cogment.endpoint import host_port
 from cogment.errors import ConfigurationError, DatalogError
 from cogment.settings import DEFAULT_MAX_QUEUE_BYTES
 
@@ -63,6 +65,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         type=float,
         default=DEFAULT_MAX_MESSAGE_MB,
         help=f"the largest sample accepted, in MiB ({DEFAULT_MAX_MESSAGE_MB:g})",
+    )
+    serve.add_argument(
+        "--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate; needs --tls-key"
+    )
+    serve.add_argument(
+        "--tls-key", metavar="FILE", help="the PEM private key of --tls-cert (unencrypted)"
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ls = commands.add_parser("ls", help="one line per trial", description="List the trials.")
@@ -144,7 +152,14 @@ def _serve(args: argparse.Namespace) -> int:
     async def main() -> None:
         from .exporter import DatalogServer
 
-        server = DatalogServer(args.db, args.max_queue_bytes, args.max_message_mb)
+        server = DatalogServer(
+            args.db,
+            args.max_queue_bytes,
+            args.max_message_mb,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_names=("--tls-cert", "--tls-key"),
+        )
         port = await server.start(args.host, args.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -152,7 +167,8 @@ def _serve(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         store = os.path.abspath(args.db)
-        print(f"datalog listening on {args.host}:{port} (store: {store})", flush=True)
+        where = ("grpcs://" if server.tls else "") + host_port(args.host, port)
+        print(f"datalog listening on {where} (store: {store})", flush=True)
         try:
             await stop.wait()
         finally:

@@ -25,6 +25,7 @@ from cogment.constants import DEFAULT_MAX_MESSAGE_MB, message_size_options
 from cogment.errors import ConfigurationError, DatalogError, StatusError
 from cogment.protocol import version_info
 from cogment.settings import DEFAULT_MAX_QUEUE_BYTES
+from cogment.tls import FilePath, server_credentials
 
 from . import store, stream
 from .writer import StoreWriter
@@ -193,6 +194,13 @@ class DatalogServer:
         max_queue_bytes: the bytes of samples waiting to be written before streams wait.
         max_message_mb: the largest message accepted, in MiB (a sample carries every
             distinct observation of its tick); None: no limit.
+        tls_cert, tls_key: PEM files the port serves TLS with (both or neither); the
+            orchestrators then name it `grpcs://host:port`.
+        tls_names: how the caller names tls_cert and tls_key (in the error when only one is
+            given).
+
+    Raises:
+        ConfigurationError: TLS files that cannot be used (named).
     """
 
     def __init__(
@@ -200,10 +208,15 @@ class DatalogServer:
         path: Union[str, os.PathLike[str]],
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_names: tuple[str, str] = ("tls_cert", "tls_key"),
     ) -> None:
         self.path = os.fspath(path)
         self.max_queue_bytes = max_queue_bytes
         self.max_message_mb = max_message_mb
+        self._credentials = server_credentials(tls_cert, tls_key, tls_names)
+        self.tls = self._credentials is not None
         self.port = 0
         self.exporter: Optional[StoreExporter] = None
         self._server: Optional[grpc.aio.Server] = None
@@ -233,7 +246,10 @@ class DatalogServer:
         add_service(server, datalog_ext_pb2.DESCRIPTOR.services_by_name["DatalogTrials"], exporter)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            bound = server.add_insecure_port(address)
+            if self._credentials is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, self._credentials)
         except RuntimeError:
             bound = 0
         if not bound:

@@ -11,10 +11,11 @@ from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
-from cogment.endpoint import host_port
+from cogment.endpoint import GRPCS_SCHEME, host_port
 from cogment.errors import CogmentError
 from cogment.lifecycle import Lifecycle, misuse
 from cogment.settings import DatalogSettings
+from cogment.tls import FilePath
 
 from .service import OrchestratorServer
 
@@ -39,7 +40,12 @@ class Orchestrator:
     ```
 
     The gRPC server runs on its own event loop in one background thread, whatever the
-    number of trials.
+    number of trials. Over TLS (`tls_cert` and `tls_key`), `endpoint` is `grpcs://host:port`:
+
+    ```python
+    with cogment.Orchestrator(cog_settings, tls_cert="cert.pem", tls_key="key.pem") as orch:
+        conn = Connection(cog_settings, orch.endpoint, tls_ca="cert.pem")
+    ```
 
     Args:
         settings_or_yaml_path: a generated cog_settings module, or the path of cogment.yaml.
@@ -52,6 +58,14 @@ class Orchestrator:
             `DatalogSettings("sqlite", path="trials.db")` (`DatalogSettings("none")`: off).
         datalog_endpoint: a shorthand for a grpc datalog at that url (`""` for none).
         max_message_mb: the largest message a client may send, in MiB (None: no limit).
+        tls_cert, tls_key: PEM files of the certificate (chain) and the private key the port
+            serves TLS with (both or neither; neither: plaintext).
+        tls_ca: PEM file of the CA certificates that the services called at `grpcs://`
+            endpoints are checked against (None: the system's roots).
+
+    Raises:
+        ConfigurationError: a bad argument, a project that does not load, or TLS files that
+            cannot be used (one line naming the file).
     """
 
     def __init__(
@@ -66,6 +80,9 @@ class Orchestrator:
         datalog_endpoint: Optional[str] = None,
         datalog: Optional[DatalogSettings] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_ca: Optional[FilePath] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -78,6 +95,9 @@ class Orchestrator:
             datalog_endpoint=datalog_endpoint,
             datalog=datalog,
             max_message_mb=max_message_mb,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=tls_ca,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -93,8 +113,14 @@ class Orchestrator:
 
     @property
     def endpoint(self) -> str:
-        """`host:port`, what a client connects to."""
-        return host_port(self.host, self.port)
+        """What a client connects to: `host:port`, or `grpcs://host:port` over TLS."""
+        address = host_port(self.host, self.port)
+        return GRPCS_SCHEME + address if self.tls else address
+
+    @property
+    def tls(self) -> bool:
+        """True when the port serves TLS."""
+        return self._server.tls
 
     @property
     def trial_count(self) -> int:

@@ -7,8 +7,9 @@
   `cogment.Orchestrator` recording into `datalog` (a DatalogSettings), with the project's
   pre-trial hook; stopped at teardown.
 * `connect` (function): `connect(orch)` a client Connection, closed at teardown.
-* `serve_datalog` (function): `serve_datalog(db, port=0)` runs `cogment datalog serve` as a
-  process; `.port`, `.url`, `.kill()` (SIGKILL), `.stop()` (SIGTERM); stopped at teardown.
+* `serve_datalog` (function): `serve_datalog(db, port=0, *more_args)` runs `cogment datalog
+  serve` as a process; `.port`, `.url`, `.kill()` (SIGKILL), `.stop()` (SIGTERM); stopped at
+  teardown.
 * `orchestrator_log` (function): the records of the `cogment` loggers; `.wait_for(text)`.
 * `ended_in_store(db, trial_id)`, `stored_up_to(db, trial_id, tick)`: wait for the store.
 """
@@ -39,7 +40,7 @@ from tests.waiting import wait_until
 
 TIMEOUT = 20.0  # the bound of every wait in these tests
 SERVE = [sys.executable, "-m", "cogment.cli", "datalog", "serve"]
-LISTENING = re.compile(r"^datalog listening on [\d.]+:(\d+) \(store: (.*)\)$")
+LISTENING = re.compile(r"^datalog listening on (grpcs://)?[\d.]+:(\d+) \(store: (.*)\)$")
 
 
 class RecordingProject(Project):
@@ -99,10 +100,10 @@ def connect(cog_settings: types.ModuleType) -> Iterator[Callable[..., Connection
 class ServeProcess:
     """`cogment datalog serve --db DB --port PORT` running as its own process."""
 
-    def __init__(self, db: Path, port: int = 0) -> None:
+    def __init__(self, db: Path, port: int = 0, *args: str) -> None:
         self.db = db
         self.popen = subprocess.Popen(
-            [*SERVE, "--db", str(db), "--port", str(port)],
+            [*SERVE, "--db", str(db), "--port", str(port), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -117,8 +118,9 @@ class ServeProcess:
             raise AssertionError(f"cogment datalog serve did not start: {self.stderr()}") from None
         match = LISTENING.match(first)
         assert match, (first, self.stderr())
-        self.port = int(match.group(1))
-        assert Path(match.group(2)) == db.absolute()
+        self.scheme = "grpcs://" if match.group(1) else "grpc://"
+        self.port = int(match.group(2))
+        assert Path(match.group(3)) == db.absolute()
 
     def _read(self, stream: Any) -> None:
         for line in stream:
@@ -126,7 +128,7 @@ class ServeProcess:
 
     @property
     def url(self) -> str:
-        return f"grpc://127.0.0.1:{self.port}"
+        return f"{self.scheme}127.0.0.1:{self.port}"
 
     def kill(self) -> None:
         """SIGKILL: the exporter dies mid-stream."""
@@ -151,8 +153,8 @@ class ServeProcess:
 def serve_datalog() -> Iterator[Callable[..., ServeProcess]]:
     processes: list[ServeProcess] = []
 
-    def start(db: Path, port: int = 0) -> ServeProcess:
-        process = ServeProcess(db, port)
+    def start(db: Path, port: int = 0, *args: str) -> ServeProcess:
+        process = ServeProcess(db, port, *args)
         processes.append(process)
         return process
 

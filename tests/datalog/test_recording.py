@@ -322,3 +322,25 @@ def test_what_a_client_gives_with_its_end_is_in_the_last_sample(
     reward = last.rewards.player[1]
     assert (reward.value, [(f.tick_id, f.value) for f in reward.feedbacks]) == (7.0, [(3, 7.0)])
     assert [(m.sender_id, m.receiver_id) for m in last.messages] == [(0, -1)]
+
+
+def test_recording_through_a_tls_datalog_serve(
+    tmp_path: Path,
+    recording: Callable[..., Any],
+    connect: Callable[..., Any],
+    serve_datalog: Callable[..., ServeProcess],
+    tls_certificate: Any,
+    cog_settings: types.ModuleType,
+) -> None:
+    from data_pb2 import Move
+
+    db = tmp_path / "trials.db"
+    cert, key = str(tls_certificate.cert), str(tls_certificate.key)
+    serve = serve_datalog(db, 0, "--tls-cert", cert, "--tls-key", key)
+    assert serve.url.startswith("grpcs://")
+    orch = recording(grpc_datalog(serve.url), tls_ca=cert)
+    trial = connect(orch).start_trial(cog_settings.actor_classes.player)
+    for t in range(3):
+        trial.do_action(Move(cell=t))
+    trial.end()
+    assert ended_in_store(db, trial.id) == ("ended by a client", 4, 0)
