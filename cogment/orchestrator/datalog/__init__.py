@@ -1,7 +1,7 @@
 """Recording trials: each trial's samples written to a SQLite store, or streamed to a
 LogExporter, off the event loop's critical path.
 
-A trial talks to its `TrialRecording` (below) and to nothing else of this module: one
+A trial talks to its `TrialRecording` (interface.py) and to nothing else of this package: one
 sample a tick (`tick`), and how it ended (`end`). A `Recorder` (one per orchestrator) makes
 them, and flushes what they queued when the orchestrator stops.
 
@@ -25,68 +25,12 @@ the failure rule).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional, Protocol
+from typing import Optional
 
-from cogment.api import agent_pb2, common_pb2
 from cogment.settings import DatalogSettings
 
-from .. import wire
 from ..endpoints import Endpoints
-from .samples import Fail, Routed
-
-
-class TrialRecording(Protocol):
-    """The recording of one trial, as the trial sees it (event loop only)."""
-
-    def tick(
-        self,
-        tick_id: int,
-        observations: wire.EnvReply,
-        actions: Sequence[bytes],
-        rewards: dict[int, agent_pb2.Reward],
-        routed: Routed,
-        late: Sequence[common_pb2.Feedback],
-    ) -> bool:
-        """Queues the sample of a tick: the observations it was played on, the actions by
-        actor id, the rewards and messages it gave, and late feedback about earlier ticks.
-        Returns True when the queue is full: the next tick should wait for `room()`."""
-
-    async def room(self) -> None:
-        """Returns once the queue has room (or recording failed: see the module doc)."""
-
-    def end(
-        self,
-        tick_id: int,
-        observations: Optional[wire.EnvReply],
-        rewards: dict[int, agent_pb2.Reward],
-        routed: Routed,
-        reason: str,
-        failed: bool,
-    ) -> None:
-        """The trial is over at `tick_id`, on `observations` (None when there were none),
-        with the rewards and messages given after its last tick: queues the last sample and
-        the trial's end; never waits."""
-
-
-class Recorder(Protocol):
-    """Makes the recordings of an orchestrator's trials (event loop only)."""
-
-    where: str
-
-    async def open(self) -> None:
-        """Opens the store (sqlite). Raises ConfigurationError when it cannot be."""
-
-    def trial(
-        self, trial_id: str, user_id: str, params: common_pb2.TrialParams, fail: Fail
-    ) -> TrialRecording:
-        """A trial's recording; `fail(reason)` ends the trial (on_failure: end)."""
-
-    def pending(self) -> int:
-        """Samples queued and not stored yet."""
-
-    async def close(self, timeout: float) -> None:
-        """Stores everything queued (waiting at most `timeout` s), then closes."""
+from .interface import Recorder, TrialRecording
 
 
 def make_recorder(

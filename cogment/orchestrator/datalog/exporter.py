@@ -19,8 +19,8 @@ from cogment.settings import DatalogSettings
 
 from .. import wire
 from ..endpoints import Endpoints
-from . import TrialRecording
-from .samples import Fail, Recording, brief
+from .interface import Fail, TrialRecording
+from .samples import Recording, brief
 
 log = logging.getLogger("cogment.orchestrator")
 

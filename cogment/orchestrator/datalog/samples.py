@@ -7,7 +7,7 @@ import abc
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Callable, Optional
+from typing import Optional
 
 import grpc
 
@@ -18,11 +18,10 @@ from cogment.datalog.budget import ByteBudget
 from cogment.settings import DatalogSettings
 
 from .. import wire
+from .interface import Fail, Routed
 
 log = logging.getLogger("cogment.orchestrator")
 
-Routed = Optional[dict[int, list[common_pb2.Message]]]
-Fail = Callable[[str], None]
 FAILED = "datalog {where} failed: {error}"
 
 

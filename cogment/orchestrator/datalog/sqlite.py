@@ -13,8 +13,8 @@ from cogment.errors import ConfigurationError, DatalogError
 from cogment.settings import DatalogSettings
 
 from .. import wire
-from . import TrialRecording
-from .samples import Fail, Recording, late_rows
+from .interface import Fail, TrialRecording
+from .samples import Recording, late_rows
 
 log = logging.getLogger("cogment.orchestrator")
 
