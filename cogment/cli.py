@@ -3,6 +3,7 @@
 cogment generate [--file cogment.yaml] --python_dir=DIR
 cogment orchestrator [--file cogment.yaml] [--port 9000] ...
 cogment launch launch.yaml [--timeout S]
+cogment web [--file cogment.yaml] [--orchestrator localhost:9000] [--port 8080] ...
 cogment --version
 """
 
@@ -21,6 +22,7 @@ SUBCOMMANDS = {
     "generate": ("cogment.generate", "generate cog_settings.py and the compiled protos"),
     "orchestrator": ("cogment.orchestrator.cli", "run the embedded orchestrator on a project"),
     "launch": ("cogment.launch", "run a whole project (services, orchestrator, client)"),
+    "web": ("cogment.web.cli", "serve a page that lets browser tabs act in trials"),
 }
 
 

@@ -124,6 +124,9 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         trial: Optional[Trial] = None
         while True:
             next_request = asyncio.ensure_future(requests.__anext__())
+            # a call cancelled while it waits leaves this task to end on its own: mark its
+            # outcome (StopAsyncIteration, mostly) as seen, or asyncio logs it at exit
+            next_request.add_done_callback(_seen)
             if trial is None:
                 await asyncio.wait((next_request,))
             else:  # between two actions, an idle client still hears of the trial's end at once
@@ -176,6 +179,11 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         except StatusError as error:
             await context.abort(error.code, error.message)
         return orchestrator_pb2.TrialMessageReply()
+
+
+def _seen(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class OrchestratorServer:
