@@ -95,9 +95,9 @@ def _watchdog(deadline: float) -> None:
 
 
 def _roles() -> dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]]:
-    from benchmarks import floor, middle, services
+    from benchmarks import floor, middle, services, web
 
-    return {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES}
+    return {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES, **web.ROLES}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -47,6 +47,14 @@ class ClientSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class WebSpec:
+    """The `web` entry: the page `cogment launch --web` serves (with `cogment web`)."""
+
+    port: int
+    static: Optional[str] = None  # absolute
+
+
+@dataclasses.dataclass(frozen=True)
 class LaunchConfig:
     """A launch file; paths are absolute."""
 
@@ -58,6 +66,7 @@ class LaunchConfig:
     services: tuple[ServiceSpec, ...]
     client: ClientSpec
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    web: Optional[WebSpec] = None
 
 
 class _Reader:
@@ -117,7 +126,7 @@ def load_launch_config(path: str) -> LaunchConfig:
     top = r.map(
         data if data is not None else {},
         "top level",
-        ("project", "generate", "orchestrator", "startup_timeout", "services", "client"),
+        ("project", "generate", "orchestrator", "startup_timeout", "services", "client", "web"),
     )
     folder = os.path.dirname(os.path.abspath(path))
     project = os.path.join(
@@ -147,9 +156,20 @@ def load_launch_config(path: str) -> LaunchConfig:
     )
     if not _NAME_RE.match(client.name):
         raise r.fail("client.name", f"{client.name!r} is not a valid name")
+    web = None
+    if top.get("web") is not None:
+        web_map = r.map(top["web"], "web", ("port", "static"))
+        static = r.text(web_map, "static", "web", required=False)
+        if static is not None:
+            static = os.path.normpath(os.path.join(folder, static))
+            if not os.path.isfile(os.path.join(static, "index.html")):
+                raise r.fail("web.static", f"no index.html in {static}")
+        web = WebSpec(port=r.port(web_map, "web", required=True) or 0, static=static)
     ports = [s.port for s in services if s.port is not None]
     if orchestrator_port is not None:
         ports.append(orchestrator_port)
+    if web is not None:
+        ports.append(web.port)
     for port in ports:
         if ports.count(port) > 1:
             raise r.fail("services", f"port {port} is used twice")
@@ -162,6 +182,7 @@ def load_launch_config(path: str) -> LaunchConfig:
         services=services,
         client=client,
         startup_timeout=float(startup_timeout),
+        web=web,
     )
 
 

@@ -194,10 +194,11 @@ def describe_types(message_types: Iterable[Any]) -> dict[str, Any]:
     return types
 
 
-def describe_project(settings: Any) -> dict[str, Any]:
+def describe_project(settings: Any, default_params: Any = None) -> dict[str, Any]:
     """What a page needs to know of the project: its actor classes (their action,
     observation and config types), the trial config type, the human slots of the default
-    trial, and the fields of every type named (`types`)."""
+    trial (of `default_params`, else of the project's), and the fields of every type named
+    (`types`)."""
     classes = []
     message_types: list[Any] = []
     for actor_class in settings.actor_classes:
@@ -213,7 +214,7 @@ def describe_project(settings: Any) -> dict[str, Any]:
         message_types += [actor_class.action_space, actor_class.observation_space, config_type]
     trial_config = getattr(getattr(settings, "trial", None), "config_type", None)
     message_types.append(trial_config)
-    params = getattr(settings, "default_trial_params", None)
+    params = default_params or getattr(settings, "default_trial_params", None)
     slots = []
     if params is not None:  # actor ids: the actors stable-sorted by class, as in a trial
         order = [c.id for c in settings.actor_classes]

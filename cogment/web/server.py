@@ -41,6 +41,7 @@ log = logging.getLogger("cogment.web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+DEFAULTS_TIMEOUT = 2.0  # seconds to ask the orchestrator for its default trial
 WS_HEARTBEAT = 20.0  # seconds between pings; a tab that stops answering is closed
 _NO_CACHE = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
@@ -109,6 +110,7 @@ class WebBridge:
         self.heartbeat_interval = heartbeat_interval
         self.allowed_origins = {_origin_netloc(o) for o in allowed_origins}
         self.project = convert.describe_project(self.settings)
+        self._asked_orchestrator = False  # its default trial's human slots, once it answered
         self._requested_port = port
         self._port = 0
         self._sessions: dict[str, TabSession] = {}
@@ -272,6 +274,8 @@ class WebBridge:
             await ws.close(code=p.CLOSE_CODES.get(refusal["code"], 1008), message=b"refused")
             return ws
         assert self._loop is not None
+        if not self._asked_orchestrator:
+            await self._loop.run_in_executor(self._executor, self._ask_defaults)
         session = TabSession(
             self.settings,
             self.orchestrator,
@@ -321,6 +325,22 @@ class WebBridge:
             await send(p.error(p.BAD_JSON, f"the frame is not JSON: {error}"))
             return
         await session.handle(frame)
+
+    def _ask_defaults(self) -> None:
+        """(worker thread) The orchestrator's default trial, whose human slots a page offers
+        (they may differ from cogment.yaml's); the project's until it answers."""
+        from cogment.client import Connection
+
+        try:
+            with Connection(
+                self.settings, self.orchestrator, timeout=DEFAULTS_TIMEOUT, heartbeat_interval=None
+            ) as connection:
+                params = connection.get_trial_params()
+        except CogmentError as error:
+            log.debug("no default trial parameters from %s: %s", self.orchestrator, error)
+            return
+        self.project = convert.describe_project(self.settings, params)
+        self._asked_orchestrator = True
 
     def _admit(self, request: web.Request) -> tuple[str, Optional[dict[str, Any]]]:
         """The session id of a new socket, or the error frame refusing it."""

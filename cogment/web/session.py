@@ -294,17 +294,12 @@ class TabSession:
         return trial
 
     def _default_class(self, actor_id: Optional[int] = None) -> str:
-        """The class of a human slot of the default trial (of `actor_id`, when given)."""
-        slots = self._project["human_slots"]
-        for slot in slots:
+        """The class of a human slot of the default trial (of `actor_id`, when given), else
+        the first class (the orchestrator then says what is wrong with the slot)."""
+        for slot in self._project["human_slots"]:
             if actor_id is None or slot["actor_id"] == actor_id:
                 return str(slot["actor_class"])
-        if actor_id is None:
-            return str(self._project["actor_classes"][0]["id"])
-        raise ProtocolError(
-            p.BAD_REQUEST,
-            f"join: the default trial has no human actor {actor_id}: name its 'actor_class'",
-        )
+        return str(self._project["actor_classes"][0]["id"])
 
     def _class_named(self, name: str) -> str:
         ids = [c["id"] for c in self._project["actor_classes"]]

@@ -341,20 +341,16 @@ def test_join_errors_say_what_is_wrong(orchestrator: Start, bridge: Bridge) -> N
                 {"type": "join", "trial_id": "no-such-trial", "actor_id": 0}
             )
             assert missing["code"] == p.NOT_FOUND and "no-such-trial" in missing["message"]
-            # the project's default trial has no human actor 2: its class must be named
-            unnamed = await two.request({"type": "join", "trial_id": trial_id, "actor_id": 2})
-            assert (
-                unnamed["code"] == p.BAD_REQUEST and "name its 'actor_class'" in unnamed["message"]
-            )
+            nobody = await two.request({"type": "join", "trial_id": trial_id, "actor_id": 7})
+            assert nobody["code"] == p.NOT_FOUND and "no actor 7" in nobody["message"]
             wrong = await two.request(
                 {"type": "join", "trial_id": trial_id, "actor_id": 2, "actor_class": "player"}
             )
             assert wrong["code"] == p.BAD_REQUEST
             assert "actor 2 is of class 'watcher', not 'player'" in wrong["message"]
-            # the slot is this session's all the same: it joins it with the right class
-            right = await two.request(
-                {"type": "join", "trial_id": trial_id, "actor_id": 2, "actor_class": "watcher"}
-            )
+            # the slot is this session's all the same: it joins it with the right class (by
+            # default, the class of that human slot in the orchestrator's default trial)
+            right = await two.request({"type": "join", "trial_id": trial_id, "actor_id": 2})
             assert (right["type"], right["actor_class"]) == (p.JOINED, "watcher")
             await one.request({"type": "end"})
             assert (await two.next(p.ENDED))["reason"] == "ended by a client"
