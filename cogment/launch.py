@@ -138,10 +138,6 @@ class Launcher:
         self.orchestrator: Any = None
         self.signum: Optional[int] = None
         self.deadline = float("inf") if self.timeout is None else time.monotonic() + self.timeout
-        if self.interactive and config.client.interactive is None:
-            raise LaunchError(
-                f"{config.path}: client.interactive: missing (needed by --interactive)"
-            )
         if self.web and self.interactive:
             raise LaunchError("--web and --interactive: choose one (--web runs no client)")
         if self.web and config.web is None:
@@ -150,6 +146,10 @@ class Launcher:
             raise LaunchError(
                 f"{config.path}: orchestrator: missing (--web serves the trials of the "
                 "orchestrator launch runs)"
+            )
+        if self.interactive and config.client.interactive is None:
+            raise LaunchError(
+                f"{config.path}: client.interactive: missing (needed by --interactive)"
             )
         if self.interactive and not _stdin_is_a_terminal():
             raise _NoTerminal(

@@ -105,14 +105,24 @@ function buildFields(container, typeName, types, depth = 0) {
 
 // ------------------------------------------------------------------ the observation as a tree
 
-function tree(value) {
+// `value`'s entries; a message's in the order of its .proto fields (`typeName`, when known)
+function entriesOf(value, typeName) {
+  if (Array.isArray(value)) return value.map((item, i) => [i, item, typeName]);
+  const type = typeName && session.project.types[typeName];
+  if (!type) return Object.entries(value).map(([key, item]) => [key, item, null]);
+  const known = type.fields.filter((f) => f.name in value).map((f) => [f.name, value[f.name], f.message || null]);
+  const others = Object.keys(value).filter((key) => !type.fields.some((f) => f.name === key));
+  return known.concat(others.map((key) => [key, value[key], null]));
+}
+
+function tree(value, typeName = null) {
   if (value === null || typeof value !== "object") {
     const leaf = document.createElement("span");
     leaf.className = `leaf ${typeof value}`;
     leaf.textContent = JSON.stringify(value);
     return leaf;
   }
-  const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+  const entries = entriesOf(value, typeName);
   if (entries.length === 0) {
     const empty = document.createElement("span");
     empty.className = "leaf";
@@ -120,19 +130,21 @@ function tree(value) {
     return empty;
   }
   const list = document.createElement("ul");
-  for (const [key, item] of entries) {
+  for (const [key, item, itemType] of entries) {
     const row = document.createElement("li");
     const name = document.createElement("span");
     name.className = "key";
     name.textContent = `${key}: `;
-    row.append(name, tree(item));
+    row.append(name, tree(item, itemType));
     list.append(row);
   }
   return list;
 }
 
+let observationType = null;
+
 function showObservation(observation) {
-  $("observation").replaceChildren(tree(observation));
+  $("observation").replaceChildren(tree(observation, observationType));
 }
 
 // ------------------------------------------------------------------ receivers typed by hand
@@ -174,6 +186,7 @@ function enterTrial(joined) {
     share.append(link, " ");
   }
   const actorClass = session.project.actor_classes.find((c) => c.id === joined.actor_class);
+  observationType = actorClass ? actorClass.observation : null;
   if (actorClass) {
     $("action-type").textContent = actorClass.action;
     readAction = buildFields($("action-fields"), actorClass.action, session.project.types);
@@ -204,6 +217,9 @@ async function run() {
   const readConfig = project.trial_config
     ? buildFields(configFields, project.trial_config, project.types)
     : null;
+  const legend = document.createElement("legend");
+  legend.textContent = `trial config (${project.trial_config})`;
+  configFields.prepend(legend);
   show(configFields, Boolean(readConfig));
 
   session.on("joined", enterTrial);
