@@ -13,12 +13,14 @@ _os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from cogment.actor import Actor
 from cogment.agent import Agent
-from cogment.delta import ActionsTable, ObservationsTable
+from cogment.delta import ActionsTable, ObservationsTable, ObservationTable
 from cogment.environment import Environment
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
     ConfigurationError,
+    LifecycleError,
+    StatusError,
     TrialEndedError,
     TrialError,
 )
@@ -42,8 +44,11 @@ __all__ = [
     "Environment",
     "EnvironmentParameters",
     "GrpcServer",
+    "LifecycleError",
+    "ObservationTable",
     "ObservationsTable",
     "Orchestrator",
+    "StatusError",
     "Trial",
     "TrialEndedError",
     "TrialError",

@@ -19,7 +19,9 @@ class ActorOwner(Protocol):
         self, actor: Actor, value: float, confidence: float, tick_id: int, user_data: UserData
     ) -> None: ...
 
-    def multi_cast(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None: ...
+    def multi_cast(
+        self, user_data: Optional[Message] = None, send_list: Iterable[Union[int, Actor]] = ()
+    ) -> None: ...
 
 
 class Actor:
@@ -69,20 +71,26 @@ class Actor:
         """
         self._trial._add_feedback(self, value, confidence, tick_id, user_data)
 
-    def send_message(self, user_data: Message) -> None:
+    def send_message(self, user_data: Optional[Message] = None) -> None:
         """Sends a protobuf message to this actor, delivered at the end of the current tick.
 
         It is sent with the trial's next outgoing batch (see the class docstring).
 
+        Args:
+            user_data: the message (packed in an Any on the wire); None sends a message
+                without payload.
+
         Raises:
-            TypeError: `user_data` is not a protobuf message.
+            TypeError: `user_data` is neither a protobuf message nor None.
             TrialEndedError: (clients) the trial is over (`TrialError` if a failure ended it).
         """
         self._trial.multi_cast(user_data, [self.actor_id])
 
-    def multi_cast(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None:
+    def multi_cast(
+        self, user_data: Optional[Message] = None, send_list: Iterable[Union[int, Actor]] = ()
+    ) -> None:
         """Sends a message to several receivers (actor ids or `Actor`s, -1 for the
-        environment); the same as `trial.multi_cast`."""
+        environment; an empty list sends to nobody); the same as `trial.multi_cast`."""
         self._trial.multi_cast(user_data, send_list)
 
     def __repr__(self) -> str:

@@ -58,7 +58,9 @@ class Agent(abc.ABC, Generic[ObservationT, ActionT]):
         Args:
             observation: the full observation of tick `self.trial.tick_id` (an instance of
                 the class's observation space; deltas were already applied). Treat it as
-                read-only: the next delta is applied to it.
+                read-only: the next delta is applied to it. With a `delta_apply_fn` that
+                updates it in place, the next `decide` gets this same object, changed;
+                copy it to keep it.
 
         Returns:
             An instance of the class's action space. Anything else fails the call (the

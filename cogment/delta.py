@@ -1,7 +1,7 @@
 """Observation and action tables, and delta-encoded observations.
 
 An environment answers `start`/`update` with one observation for everyone, or with an
-`ObservationsTable` (`table.<class>[i] = obs`). An entry that is an instance of its class's
+`ObservationTable` (`table.<class>[i] = obs`). An entry that is an instance of its class's
 `observation_delta` (when that differs from the space) travels as a delta; the receiving
 side rebuilds the full observation with the class's `observation_delta_apply_fn`.
 """
@@ -17,7 +17,7 @@ from cogment.settings import ActorClass, ActorClassList
 
 
 class ObservationSlot:
-    """One actor's entry in an ObservationsTable: a snapshot, a delta, or nothing yet."""
+    """One actor's entry in an ObservationTable: a snapshot, a delta, or nothing yet."""
 
     __slots__ = ("_is_snapshot", "_value", "actor_class")
 
@@ -76,7 +76,7 @@ class _ClassSlots(Sequence[ObservationSlot]):
         return len(self._slots)
 
 
-class ObservationsTable:
+class ObservationTable:
     """Per-actor observations of one tick: `table.<class>[i]`, and `table.all` by actor id."""
 
     actor_classes: ClassVar[ActorClassList]
@@ -89,7 +89,7 @@ class ObservationsTable:
             setattr(self, actor_class.id, _ClassSlots(slots))
 
     def __getattr__(self, name: str) -> Any:  # only reached for names that are not classes
-        raise AttributeError(f"the ObservationsTable has no actor class named {name!r}")
+        raise AttributeError(f"the ObservationTable has no actor class named {name!r}")
 
     def __iter__(self) -> Iterator[ObservationSlot]:
         return iter(self.all)
@@ -122,9 +122,14 @@ class ActionsTable:
         return len(self.all)
 
 
-def observations_table_type(actor_classes: ActorClassList) -> type[ObservationsTable]:
-    """The ObservationsTable type of a project (`cog_settings.ObservationsTable`)."""
-    return type("ObservationsTable", (ObservationsTable,), {"actor_classes": actor_classes})
+def observation_table_type(actor_classes: ActorClassList) -> type[ObservationTable]:
+    """The ObservationTable type of a project (`cog_settings.ObservationTable`)."""
+    return type("ObservationTable", (ObservationTable,), {"actor_classes": actor_classes})
+
+
+ObservationsTable = ObservationTable
+"""The name of `ObservationTable` in cogment-py 0.5.0 (an alias)."""
+observations_table_type = observation_table_type
 
 
 def actions_table_type(actor_classes: ActorClassList) -> type[ActionsTable]:

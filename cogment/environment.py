@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 from google.protobuf.message import Message
 
 from cogment.api import agent_pb2
-from cogment.delta import ActionsTable, ObservationsTable
+from cogment.delta import ActionsTable, ObservationTable
 
 if TYPE_CHECKING:
     from cogment.trial import Trial
 
-Observations = Union[Message, ObservationsTable]
-"""What `start`/`update` return: one observation for every actor, or an ObservationsTable."""
+Observations = Union[Message, ObservationTable]
+"""What `start`/`update` return: one observation for every actor, or an ObservationTable."""
 
 
 class Environment(abc.ABC):

@@ -2,8 +2,13 @@
 
 * CogmentError: the root of every error cogment raises.
     * ConfigurationError: a project (cogment.yaml, cog_settings, arguments) is malformed.
-    * CogmentRpcError: a gRPC call failed; carries `code`, `message` and `details`.
-        * TrialError: a trial ended because of a failure (service error, unreachable...).
+    * LifecycleError: an object used out of its lifecycle (a server or orchestrator started
+      twice or used once stopped, a connection used once closed).
+    * StatusError: a failure with its gRPC status (`code`, `message`, `details`). Servers
+      raise it where a call goes wrong and answer the call with it at one boundary
+      (`cogment.boundary`).
+        * CogmentRpcError: a gRPC call failed with this status.
+            * TrialError: a trial ended because of a failure (service error, unreachable...).
     * TrialEndedError: an operation was attempted on a trial that is already over.
 """
 
@@ -27,8 +32,13 @@ class TrialEndedError(CogmentError):
     """The trial is over; nothing more can be done with it."""
 
 
-class CogmentRpcError(CogmentError):
-    """A gRPC call failed."""
+class LifecycleError(CogmentError):
+    """An object was used out of its lifecycle (started twice, used once stopped or closed);
+    the message names the object and the misuse."""
+
+
+class StatusError(CogmentError):
+    """A failure and the gRPC status that says it (`code`, `message`, `details`)."""
 
     def __init__(self, code: grpc.StatusCode, message: str, details: Any = None) -> None:
         super().__init__(code, message, details)
@@ -56,6 +66,10 @@ class CogmentRpcError(CogmentError):
 
     def __reduce__(self) -> Any:
         return (type(self), (self._code, self._message, self._details))
+
+
+class CogmentRpcError(StatusError):
+    """A gRPC call failed; `code` and `message` are its status."""
 
 
 class TrialError(CogmentRpcError):

@@ -51,7 +51,10 @@ class TrialHooks(abc.ABC):
     """Base class of pre-trial hook services.
 
     The server makes one instance (with no arguments) and calls its `pre_trial` for every
-    trial, one call at a time.
+    trial, for several trials at once (from the server's thread pool): a hook that keeps
+    state across trials guards it with a lock. A call the orchestrator gave up on (its
+    `--response-timeout` passed) while it waited for a thread is not run; one that finishes
+    after that has its result discarded (logged).
     """
 
     VERSIONS: ClassVar[dict[str, str]] = {}

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Union
+from typing import Optional, Union
 
 from google.protobuf.message import Message
 
 from cogment.actor import Actor
 from cogment.api import common_pb2
+from cogment.constants import CURRENT_TICK, ENVIRONMENT_ID
 from cogment.protocol import UserData, make_feedback, pack_payload
-
-ENVIRONMENT_ID = -1
-"""The id that addresses the environment in messages."""
 
 NO_RECEIVER = (
     "trial {trial_id}: no actor {receiver} to send a message to "
@@ -60,14 +58,17 @@ class Outbox:
         with self._lock:
             self._feedbacks.append(feedback)
 
-    def add_messages(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None:
-        """Queues one message per receiver (actor ids or `Actor`s; -1 is the environment).
+    def add_messages(
+        self, user_data: Optional[Message], send_list: Iterable[Union[int, Actor]]
+    ) -> None:
+        """Queues one message per receiver (actor ids or `Actor`s; -1 is the environment);
+        `user_data` None queues messages without payload.
 
         Raises:
-            TypeError: `user_data` is not a protobuf message.
+            TypeError: `user_data` is neither a protobuf message nor None.
             ValueError: a receiver is not in the trial (then nothing is queued).
         """
-        payload = pack_payload(user_data)
+        payload = None if user_data is None else pack_payload(user_data)
         messages = []
         for receiver in send_list:
             receiver_id = receiver.actor_id if isinstance(receiver, Actor) else receiver
@@ -100,7 +101,7 @@ class Outbox:
             feedbacks, self._feedbacks = self._feedbacks, []
             messages, self._messages = self._messages, []
         for feedback in feedbacks[mark:]:
-            if feedback.tick_id == -1:
+            if feedback.tick_id == CURRENT_TICK:
                 feedback.tick_id = tick_id
         return feedbacks, messages
 

@@ -1,11 +1,11 @@
 """The one seam between wire messages and Python objects.
 
 Everything that packs or unpacks a cogment protobuf for the SDK services lives here:
-observation sets (one message for everyone, or an ObservationsTable, deduplicated by object
+observation sets (one message for everyone, or an ObservationTable, deduplicated by object
 identity, snapshot or delta), the snapshots kept for `reply_with_snapshot`, actions,
 feedback and messages, configs, and `TrialParams` <-> `TrialParameters` for pre-trial hooks.
-A request or a user result that cannot cross the wire raises `WireError`, which carries
-the gRPC status the server answers with.
+A request or a user result that cannot cross the wire raises `cogment.errors.StatusError`
+with the gRPC status the server answers with.
 """
 
 from __future__ import annotations
@@ -18,21 +18,13 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from cogment.api import common_pb2, environment_pb2
-from cogment.delta import ActionsTable, ObservationsTable, apply_delta
+from cogment.delta import ActionsTable, ObservationTable, apply_delta
+from cogment.errors import StatusError
 from cogment.hooks import ActorParameters, EnvironmentParameters, TrialParameters
 from cogment.settings import ActorClass, ActorClassList, Settings
 from cogment.version import version_entries
 
 UserData = Union[Message, bytes, None]
-
-
-class WireError(Exception):
-    """A request or a user result that cannot cross the wire; `code` is the gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _type_name(message_type: Any) -> str:
@@ -53,19 +45,20 @@ def decode(message_type: type[Message], content: bytes, what: str) -> Message:
     try:
         return message_type.FromString(content)
     except (DecodeError, ValueError, TypeError) as error:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{what}: cannot parse {len(content)} bytes as {_type_name(message_type)} ({error})",
         ) from None
 
 
 def decode_config(
-    config_type: Optional[type[Message]], content: bytes, present: bool, what: str
+    config_type: Optional[type[Message]], parent: Message, field: str, what: str
 ) -> Optional[Message]:
-    """A config field decoded: None without a config type or when the field is absent."""
-    if config_type is None or not present:
+    """The config sub-message `field` of `parent` (a TrialConfig, ActorConfig...) decoded:
+    None without a config type or when the field is absent."""
+    if config_type is None or not parent.HasField(field):
         return None
-    return decode(config_type, content, what)
+    return decode(config_type, getattr(parent, field).content, what)
 
 
 def encode_user_data(user_data: UserData) -> bytes:
@@ -118,7 +111,7 @@ def class_of_actor(
 ) -> tuple[ActorClass, int]:
     """The class of the actor `actor_id` and its index within that class."""
     if len(actor_counts) != len(actor_classes):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"trial {trial_id}: actor_counts {list(actor_counts)} has {len(actor_counts)} "
             f"entries, the project has {len(actor_classes)} actor classes ({', '.join(actor_classes.ids)})",
@@ -128,7 +121,7 @@ def class_of_actor(
         if start <= actor_id < start + count:
             return actor_class, actor_id - start
         start += count
-    raise WireError(
+    raise StatusError(
         grpc.StatusCode.INVALID_ARGUMENT,
         f"trial {trial_id}: no actor {actor_id} (the trial has {start} actors, "
         f"actor_counts {list(actor_counts)})",
@@ -152,7 +145,7 @@ def parse_actions(
     """The ActionsTable of an ActionSet, each action parsed with its class's action space."""
     contents = action_set.actions
     if len(contents) != len(classes):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"trial {trial_id}: the ActionSet holds {len(contents)} actions, "
             f"the trial has {len(classes)} actors",
@@ -162,7 +155,7 @@ def parse_actions(
         try:
             actions.append(actor_class.action_space.FromString(content))
         except (DecodeError, ValueError, TypeError):
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"trial {trial_id}: the action of actor {actor_id} (class {actor_class.id!r}) "
                 f"is not a valid {_type_name(actor_class.action_space)} ({len(content)} bytes)",
@@ -180,7 +173,7 @@ def unpack_observation(
     if data.snapshot:
         return decode(actor_class.observation_space, data.content, what)
     if previous is None:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{what}: a delta arrived before any snapshot (the first observation must be a snapshot)",
         )
@@ -188,7 +181,7 @@ def unpack_observation(
     try:
         return apply_delta(actor_class, previous, delta)
     except Exception as error:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"{what}: the delta_apply_fn of actor class {actor_class.id!r} failed: "
             f"{type(error).__name__}: {error}",
@@ -225,54 +218,54 @@ class PackedObservations:
 def pack_observations(
     value: Any, classes: Sequence[ActorClass], *, allow_deltas: bool = True
 ) -> PackedObservations:
-    """Packs what `start`/`update` returned: one message for all actors, or an ObservationsTable.
+    """Packs what `start`/`update` returned: one message for all actors, or an ObservationTable.
 
     An object given to several actors is serialized and sent once.
 
     Raises:
-        WireError: INTERNAL, naming the actor and the expected type, for a value that does
+        StatusError: INTERNAL, naming the actor and the expected type, for a value that does
             not fit (missing entry, wrong type, a delta where a snapshot is needed).
     """
     packed = PackedObservations()
     seen: dict[tuple[int, bool], int] = {}
-    if isinstance(value, ObservationsTable):
+    if isinstance(value, ObservationTable):
         if len(value.all) != len(classes):
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
-                f"the ObservationsTable has {len(value.all)} entries, the trial has {len(classes)} actors",
+                f"the ObservationTable has {len(value.all)} entries, the trial has {len(classes)} actors",
             )
         entries = [(slot.value, slot.is_snapshot) for slot in value.all]
     elif isinstance(value, Message):
         entries = [(value, None) for _ in classes]  # type: ignore[misc]
     else:
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
-            f"expected an observation message or an ObservationsTable, got {type(value).__name__}",
+            f"expected an observation message or an ObservationTable, got {type(value).__name__}",
         )
     for actor_id, ((obs, snapshot), actor_class) in enumerate(zip(entries, classes)):
         if obs is None:
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
-                f"no observation for actor {actor_id} (class {actor_class.id!r}) in the ObservationsTable",
+                f"no observation for actor {actor_id} (class {actor_class.id!r}) in the ObservationTable",
             )
         if snapshot is None:  # one message for everyone: its type tells snapshot from delta
             snapshot = isinstance(obs, actor_class.observation_space)
             if not snapshot and not isinstance(obs, actor_class.observation_delta):
-                raise WireError(
+                raise StatusError(
                     grpc.StatusCode.INTERNAL,
                     f"actor {actor_id} (class {actor_class.id!r}) expects an observation of "
                     f"type {_type_name(actor_class.observation_space)}, got {type(obs).__name__}",
                 )
         expected = actor_class.observation_space if snapshot else actor_class.observation_delta
         if not isinstance(obs, expected):
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
                 f"actor {actor_id} (class {actor_class.id!r}) expects "
                 f"{'an observation' if snapshot else 'a delta'} of type {_type_name(expected)}, "
                 f"got {type(obs).__name__}",
             )
         if not snapshot and not allow_deltas:
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL,
                 f"actor {actor_id} (class {actor_class.id!r}) got a delta for its first "
                 "observation; the first observation must be a snapshot",
@@ -350,7 +343,7 @@ class SnapshotKeeper:
                         actor_class, observation, actor_class.observation_delta.FromString(delta)
                     )
                 except Exception as error:
-                    raise WireError(
+                    raise StatusError(
                         grpc.StatusCode.INTERNAL,
                         f"{what}: the delta_apply_fn failed: {type(error).__name__}: {error}",
                     ) from error
@@ -362,28 +355,40 @@ class SnapshotKeeper:
 # --------------------------------------------------------------------------- trial parameters
 
 
-def _decode_param_config(config_type: Optional[type[Message]], content: bytes, what: str) -> Any:
+def _decode_param_config(
+    config_type: Optional[type[Message]], field: Any, present: bool, what: str
+) -> Any:
+    """A config sub-message of TrialParams for a hook: None when absent, else decoded (raw
+    bytes when the type is unknown, so they survive the round trip)."""
+    if not present:
+        return None
     if config_type is None:
-        return content or None  # raw bytes survive a round trip when the type is unknown
-    return decode(config_type, content, what)
+        return field.content
+    return decode(config_type, field.content, what)
 
 
-def _encode_param_config(config_type: Optional[type[Message]], config: Any, what: str) -> bytes:
+def _encode_param_config(
+    field: Any, config_type: Optional[type[Message]], config: Any, what: str
+) -> None:
+    """Fills a config sub-message of TrialParams from what a hook set (None: absent)."""
     if config is None:
-        return b""
+        return
     if isinstance(config, bytes):
-        return config
-    if config_type is not None and not isinstance(config, config_type):
-        raise WireError(
+        content = config
+    elif config_type is not None and not isinstance(config, config_type):
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"{what}: expected {_type_name(config_type)}, got {type(config).__name__}",
         )
-    if not isinstance(config, Message):
-        raise WireError(
+    elif not isinstance(config, Message):
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"{what}: expected a protobuf message, bytes or None, got {type(config).__name__}",
         )
-    return config.SerializeToString()
+    else:
+        content = config.SerializeToString()
+    field.SetInParent()
+    field.content = content
 
 
 def params_from_proto(params: common_pb2.TrialParams, settings: Settings) -> TrialParameters:
@@ -397,19 +402,26 @@ def params_from_proto(params: common_pb2.TrialParams, settings: Settings) -> Tri
                 actor_class=actor.actor_class,
                 endpoint=actor.endpoint,
                 config=_decode_param_config(
-                    config_type, actor.config.content, f"trial_params.actors[{i}].config"
+                    config_type,
+                    actor.config,
+                    actor.HasField("config"),
+                    f"trial_params.actors[{i}].config",
                 ),
             )
         )
     return TrialParameters(
         trial_config=_decode_param_config(
-            settings.trial.config_type, params.trial_config.content, "trial_params.trial_config"
+            settings.trial.config_type,
+            params.trial_config,
+            params.HasField("trial_config"),
+            "trial_params.trial_config",
         ),
         environment=EnvironmentParameters(
             endpoint=params.environment.endpoint,
             config=_decode_param_config(
                 settings.environment.config_type,
-                params.environment.config.content,
+                params.environment.config,
+                params.environment.HasField("config"),
                 "trial_params.environment.config",
             ),
         ),
@@ -422,7 +434,7 @@ def params_from_proto(params: common_pb2.TrialParams, settings: Settings) -> Tri
 def params_to_proto(value: Any, settings: Settings) -> common_pb2.TrialParams:
     """Encodes what a hook returned; INTERNAL naming the offending field."""
     if not isinstance(value, TrialParameters):
-        raise WireError(
+        raise StatusError(
             grpc.StatusCode.INTERNAL,
             f"expected cogment.TrialParameters, got {type(value).__name__}",
         )
@@ -434,17 +446,22 @@ def params_to_proto(value: Any, settings: Settings) -> common_pb2.TrialParams:
         for i, actor in enumerate(value.actors):
             actor_class = settings.actor_classes.get(actor.actor_class)
             entry = params.actors.add(actor_class=actor.actor_class, endpoint=actor.endpoint)
-            entry.config.content = _encode_param_config(
+            _encode_param_config(
+                entry.config,
                 actor_class.config_type if actor_class is not None else None,
                 actor.config,
                 f"trial_params.actors[{i}].config",
             )
     except (TypeError, ValueError, AttributeError) as error:
-        raise WireError(grpc.StatusCode.INTERNAL, f"invalid trial parameters: {error}") from None
-    params.trial_config.content = _encode_param_config(
-        settings.trial.config_type, value.trial_config, "trial_params.trial_config"
+        raise StatusError(grpc.StatusCode.INTERNAL, f"invalid trial parameters: {error}") from None
+    _encode_param_config(
+        params.trial_config,
+        settings.trial.config_type,
+        value.trial_config,
+        "trial_params.trial_config",
     )
-    params.environment.config.content = _encode_param_config(
+    _encode_param_config(
+        params.environment.config,
         settings.environment.config_type,
         value.environment.config,
         "trial_params.environment.config",

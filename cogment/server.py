@@ -14,20 +14,18 @@ from typing import Any, Optional
 
 import grpc
 
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB, message_size_options
 from cogment.errors import CogmentError, ConfigurationError
+from cogment.lifecycle import Lifecycle, misuse
 from cogment.servicers import make_servicer
 
 _LOG = logging.getLogger("cogment")
 
 DEFAULT_MAX_WORKERS = 32
-_SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", -1),  # observations of any size
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.so_reuseport", 0),  # a port already in use is an error, not a shared listener
-]
-
-
-_CREATED, _STARTED, _STOPPED = "created", "started", "stopped"
+DEFAULT_IDLE_SESSION_TIMEOUT = 300.0
+"""Seconds after which an agent or environment session nobody called is ended (its
+orchestrator crashed, or lost it): its user instance gets `end()` and is dropped."""
+_NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port already in use is an error, not a shared one
 
 
 class GrpcServer:
@@ -43,8 +41,16 @@ class GrpcServer:
         service_type: the user class; its base class picks the gRPC service.
         settings: the project's generated `cog_settings` module.
         port: the port to listen on; 0 for a free one.
-        host: the address to listen on (all interfaces by default).
+        host: the address to listen on: all interfaces by default ("[::]"), so that an
+            orchestrator on another machine reaches the service; "127.0.0.1" keeps it on
+            this machine. The bound address is logged (INFO, "cogment" logger) at start.
         max_workers: the size of the thread pool running calls (and so user code).
+        idle_session_timeout: seconds after which a session (an agent actor or an
+            environment's trial) that no call used is ended, calling its `end()`: the
+            orchestrator that ran its trial crashed or lost it. Keep it above the longest
+            a trial may wait for a human (e.g. with `max_inactivity` 0); None: never.
+        max_message_mb: the largest request accepted, in MiB (a Decide request carries an
+            observation); a larger one is refused with RESOURCE_EXHAUSTED. None: no limit.
 
     Raises:
         ConfigurationError: for a class that cannot be served (named in the message).
@@ -59,22 +65,37 @@ class GrpcServer:
         *,
         host: str = "[::]",
         max_workers: int = DEFAULT_MAX_WORKERS,
+        idle_session_timeout: Optional[float] = DEFAULT_IDLE_SESSION_TIMEOUT,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigurationError(
                 f"GrpcServer: port must be a whole number from 0 to 65535 (0 picks a free "
                 f"one), got {port!r}"
             )
+        for name, value in (
+            ("idle_session_timeout", idle_session_timeout),
+            ("max_message_mb", max_message_mb),
+        ):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ConfigurationError(
+                    f"GrpcServer: {name} must be a positive number or None, got {value!r}"
+                )
         servicer, add_servicer = make_servicer(service_type, settings)
         self.service_type = service_type
         self.host = host
-        self._state = _CREATED
+        self._servicer = servicer
+        self._idle_session_timeout = idle_session_timeout
+        self._reaper: Optional[threading.Thread] = None
+        self._state = Lifecycle.CREATED
         self._state_lock = threading.Lock()
         self._stopped = threading.Event()
         self._executor = futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix=f"cogment-{service_type.__name__}"
         )
-        self._server = grpc.server(self._executor, options=_SERVER_OPTIONS)
+        self._server = grpc.server(
+            self._executor, options=[*message_size_options(max_message_mb), _NO_REUSEPORT]
+        )
         add_servicer(servicer, self._server)
         try:
             bound = self._server.add_insecure_port(f"{host}:{port}")
@@ -90,15 +111,34 @@ class GrpcServer:
     def start(self) -> GrpcServer:
         """Starts serving in the background and returns the server."""
         with self._state_lock:
-            if self._state != _CREATED:
-                raise CogmentError(
-                    f"GrpcServer.start(): the server was already {self._state}"
-                    + ("; make a new GrpcServer" if self._state == _STOPPED else "")
-                )
-            self._state = _STARTED
+            if self._state is not Lifecycle.CREATED:
+                raise misuse("GrpcServer", "start", self._state)
+            self._state = Lifecycle.STARTED
             self._server.start()
         _LOG.info("serving %s on %s:%d", self.service_type.__name__, self.host, self.port)
+        timeout = self._idle_session_timeout
+        if timeout is not None and hasattr(self._servicer, "end_idle_sessions"):
+            self._reaper = threading.Thread(
+                target=self._end_idle_sessions,
+                args=(timeout,),
+                name=f"cogment-sessions-{self.service_type.__name__}",
+                daemon=True,
+            )
+            self._reaper.start()
         return self
+
+    @property
+    def session_count(self) -> int:
+        """How many sessions (agent actors, or environment trials) are being served."""
+        return int(getattr(self._servicer, "session_count", 0))
+
+    def _end_idle_sessions(self, timeout: float) -> None:
+        interval = min(max(timeout / 4.0, 0.05), 30.0)
+        while not self._stopped.wait(interval):
+            try:
+                self._servicer.end_idle_sessions(timeout)
+            except Exception:  # never let the reaper die
+                _LOG.exception("ending idle sessions failed")
 
     def serve(self) -> None:
         """Serves until `stop()` (from another thread) or, in the main thread, SIGINT/SIGTERM.
@@ -107,9 +147,9 @@ class GrpcServer:
         """
         with self._state_lock:
             state = self._state
-        if state == _STOPPED:
-            raise CogmentError("GrpcServer.serve(): the server was stopped; make a new GrpcServer")
-        if state == _CREATED:
+        if state is Lifecycle.STOPPED:
+            raise misuse("GrpcServer", "serve", state)
+        if state is Lifecycle.CREATED:
             self.start()
         if threading.current_thread() is not threading.main_thread():
             self._stopped.wait()
@@ -138,9 +178,9 @@ class GrpcServer:
             grace: seconds to let calls in flight finish; None aborts them at once.
         """
         with self._state_lock:
-            if self._state == _STOPPED:
+            if self._state is Lifecycle.STOPPED:
                 return
-            self._state = _STOPPED
+            self._state = Lifecycle.STOPPED
         self._close(grace)
         self._stopped.set()
 
@@ -151,7 +191,7 @@ class GrpcServer:
 
     def __enter__(self) -> GrpcServer:
         with self._state_lock:
-            created = self._state == _CREATED
+            created = self._state is Lifecycle.CREATED
         if created:
             self.start()
         return self
@@ -160,4 +200,6 @@ class GrpcServer:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"GrpcServer({self.service_type.__name__}, port={self.port}, state={self._state})"
+        return (
+            f"GrpcServer({self.service_type.__name__}, port={self.port}, state={self._state.value})"
+        )

@@ -10,12 +10,12 @@ an unusable user result (logged with its traceback on the "cogment" logger).
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import inspect
 import logging
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import grpc
 
@@ -28,13 +28,13 @@ from cogment.api import (
     hooks_pb2,
     hooks_pb2_grpc,
 )
+from cogment.boundary import handler
 from cogment.delta import actions_table_type
 from cogment.environment import Environment
-from cogment.errors import ConfigurationError
+from cogment.errors import ConfigurationError, StatusError
 from cogment.hooks import TrialHooks
 from cogment.protocol import (
     SnapshotKeeper,
-    WireError,
     actor_class_list,
     class_of_actor,
     decode_config,
@@ -45,28 +45,11 @@ from cogment.protocol import (
     unpack_observation,
     version_info,
 )
+from cogment.sessions import Sessions
 from cogment.settings import ActorClass, ActorClassList, Settings
-from cogment.trial import Trial
+from cogment.trial import ServiceTrial
 
 _LOG = logging.getLogger("cogment")
-_NOT_FOUND = grpc.StatusCode.NOT_FOUND
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
-
-
-def _rpc(method: _Handler) -> _Handler:
-    """Ends a call that raised WireError with its status; anything else becomes INTERNAL."""
-
-    @functools.wraps(method)
-    def handler(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(self, request, context)
-        except WireError as error:
-            context.abort(error.code, error.message)
-        except Exception as error:  # a bug of ours: say so rather than a bare UNKNOWN
-            _LOG.exception("cogment-py internal error in %s", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"cogment-py internal error: {error!r}")
-
-    return handler  # type: ignore[return-value]
 
 
 def _user_call(owner: str, method: str, trial_id: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -76,11 +59,42 @@ def _user_call(owner: str, method: str, trial_id: str, fn: Callable[..., Any], *
     except Exception as error:
         text = f"{owner}.{method} failed in trial {trial_id}: {type(error).__name__}: {error}"
         _LOG.error(text, exc_info=True)
-        raise WireError(grpc.StatusCode.INTERNAL, text) from error
+        raise StatusError(grpc.StatusCode.INTERNAL, text) from error
 
 
-def _check_result(owner: str, method: str, trial_id: str, error: WireError) -> WireError:
-    return WireError(error.code, f"{owner}.{method} in trial {trial_id}: {error.message}")
+IDLE_SESSION = (
+    "{owner}: trial {trial_id}{actor} was not called for {limit:g} s (its orchestrator is gone?): "
+    "ending it"
+)
+
+
+def _end_idle(owner: str, sessions: Sessions[Any, Any], limit: float) -> int:
+    """Ends (with the user's `end()`) the sessions not called for `limit` seconds; returns
+    how many."""
+    idle = sessions.pop_idle(limit)
+    for key, session in idle:
+        trial_id, actor = (key[0], f" actor {key[1]}") if isinstance(key, tuple) else (key, "")
+        _LOG.warning(IDLE_SESSION.format(owner=owner, trial_id=trial_id, actor=actor, limit=limit))
+        with session.lock, contextlib.suppress(StatusError):  # (logged by _user_call)
+            _user_call(owner, "end", trial_id, session.user.end)
+    return len(idle)
+
+
+def _wanted(context: Any) -> bool:
+    """False once the caller gave up on the call (deadline passed, cancelled). (A call given
+    up on while it waited for a thread is not run at all: grpc drops it.)"""
+    is_active = getattr(context, "is_active", None)
+    return is_active is None or bool(is_active())
+
+
+def _trial_config(settings: Settings, request: Any) -> Any:
+    """The decoded trial config of a Start request (None when absent)."""
+    what = f"trial {request.trial_id}: trial_config"
+    return decode_config(settings.trial.config_type, request, "trial_config", what)
+
+
+def _check_result(owner: str, method: str, trial_id: str, error: StatusError) -> StatusError:
+    return StatusError(error.code, f"{owner}.{method} in trial {trial_id}: {error.message}")
 
 
 # --------------------------------------------------------------------------- agents
@@ -89,7 +103,11 @@ def _check_result(owner: str, method: str, trial_id: str, error: WireError) -> W
 class _AgentSession:
     __slots__ = ("actor_class", "agent", "lock", "observation", "trial")
 
-    def __init__(self, agent: Agent, trial: Trial, actor_class: ActorClass) -> None:
+    @property
+    def user(self) -> Agent:
+        return self.agent
+
+    def __init__(self, agent: Agent, trial: ServiceTrial, actor_class: ActorClass) -> None:
         self.agent = agent
         self.trial = trial
         self.actor_class = actor_class
@@ -105,19 +123,12 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self._name = agent_type.__name__
         self._settings = settings
         self._class_id = agent_type.actor_class.id
-        self._sessions: dict[tuple[str, int], _AgentSession] = {}
-        self._lock = threading.Lock()
+        self._sessions: Sessions[tuple[str, int], _AgentSession] = Sessions(
+            unknown=lambda key: f"trial {key[0]}: no actor {key[1]} on this agent service",
+            duplicate=lambda key: f"trial {key[0]}: actor {key[1]} was already started",
+        )
 
-    def _session(self, trial_id: str, actor_id: int) -> _AgentSession:
-        with self._lock:
-            session = self._sessions.get((trial_id, actor_id))
-        if session is None:
-            raise WireError(
-                _NOT_FOUND, f"trial {trial_id}: no actor {actor_id} on this agent service"
-            )
-        return session
-
-    @_rpc
+    @handler
     def Start(self, request: Any, context: Any) -> Any:
         trial_id, actor_id = request.trial_id, request.actor_id
         settings = self._settings
@@ -125,49 +136,29 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             settings.actor_classes, request.actor_counts, actor_id, trial_id
         )
         if actor_class.id != self._class_id:
-            raise WireError(
+            raise StatusError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"trial {trial_id}: actor {actor_id} is of class {actor_class.id!r}, "
                 f"but {self._name} serves class {self._class_id!r}",
             )
-        with self._lock:
-            if (trial_id, actor_id) in self._sessions:
-                raise WireError(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    f"trial {trial_id}: actor {actor_id} was already started",
-                )
+        self._sessions.check_new((trial_id, actor_id))
         what = f"trial {trial_id}: actor {actor_id}"
-        config = decode_config(
-            actor_class.config_type,
-            request.config.content,
-            request.HasField("config"),
-            f"{what}: config",
+        config = decode_config(actor_class.config_type, request, "config", f"{what}: config")
+        trial_config = _trial_config(settings, request)
+        trial = ServiceTrial(
+            trial_id, settings, request.actor_counts, trial_config, sender_id=actor_id
         )
-        trial_config = decode_config(
-            settings.trial.config_type,
-            request.trial_config.content,
-            request.HasField("trial_config"),
-            f"trial {trial_id}: trial_config",
-        )
-        trial = Trial(trial_id, settings, request.actor_counts, trial_config, sender_id=actor_id)
         actor = trial.actors.all[actor_id]
         agent = _user_call(self._name, "__init__", trial_id, self._type, trial, actor, config)
         if not hasattr(agent, "trial"):  # an __init__ override that forgot super().__init__
             Agent.__init__(agent, trial, actor, config)
-        with self._lock:
-            if (trial_id, actor_id) in self._sessions:
-                raise WireError(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    f"trial {trial_id}: actor {actor_id} was already started",
-                )
-            self._sessions[(trial_id, actor_id)] = _AgentSession(agent, trial, actor_class)
+        self._sessions.add((trial_id, actor_id), _AgentSession(agent, trial, actor_class))
         return agent_pb2.AgentStartReply()
 
-    @_rpc
+    @handler
     def Decide(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
-        session = self._session(trial_id, request.actor_id)
-        with session.lock:
+        with self._sessions.use((trial_id, request.actor_id)) as session, session.lock:
             trial, actor_class = session.trial, session.actor_class
             observation = request.observation
             full = unpack_observation(
@@ -177,11 +168,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                 f"trial {trial_id}: observation of actor {request.actor_id}",
             )
             session.observation = full
-            tick_id = trial.tick_id = observation.tick_id
-            mark = trial._outbox.mark()
+            mark = trial.begin_tick(observation.tick_id)
             action = _user_call(self._name, "decide", trial_id, session.agent.decide, full)
             if not isinstance(action, actor_class.action_space):
-                raise WireError(
+                raise StatusError(
                     grpc.StatusCode.INTERNAL,
                     f"{self._name}.decide in trial {trial_id} returned "
                     f"{type(action).__name__}, expected {actor_class.action_space.__name__} "
@@ -189,46 +179,48 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                 )
             reply = agent_pb2.AgentDecideReply()
             reply.action.content = action.SerializeToString()
-            feedbacks, messages = trial._outbox.drain(mark, tick_id)
+            feedbacks, messages = trial.take_outgoing(mark)
             if feedbacks:
                 reply.feedbacks.extend(feedbacks)
             if messages:
                 reply.messages.extend(messages)
             return reply
 
-    @_rpc
+    @handler
     def Reward(self, request: Any, context: Any) -> Any:
-        session = self._session(request.trial_id, request.actor_id)
-        with session.lock:
+        with self._sessions.use((request.trial_id, request.actor_id)) as session, session.lock:
             _user_call(self._name, "reward", request.trial_id, session.agent.reward, request.reward)
         return agent_pb2.AgentRewardReply()
 
-    @_rpc
+    @handler
     def OnMessage(self, request: Any, context: Any) -> Any:
-        session = self._session(request.trial_id, request.actor_id)
         messages = agent_pb2.MessageCollection(messages=request.messages)
-        with session.lock:
+        with self._sessions.use((request.trial_id, request.actor_id)) as session, session.lock:
             _user_call(
                 self._name, "on_message", request.trial_id, session.agent.on_message, messages
             )
         return agent_pb2.AgentOnMessageReply()
 
-    @_rpc
+    @handler
     def End(self, request: Any, context: Any) -> Any:
-        trial_id, actor_id = request.trial_id, request.actor_id
-        with self._lock:
-            session = self._sessions.pop((trial_id, actor_id), None)
-        if session is None:
-            raise WireError(
-                _NOT_FOUND, f"trial {trial_id}: no actor {actor_id} on this agent service"
-            )
+        trial_id = request.trial_id
+        session = self._sessions.pop((trial_id, request.actor_id))
         with session.lock:
             _user_call(self._name, "end", trial_id, session.agent.end)
         return agent_pb2.AgentEndReply()
 
-    @_rpc
+    @handler
     def Version(self, request: Any, context: Any) -> Any:
         return version_info(self._type.VERSIONS)
+
+    def end_idle_sessions(self, limit: float) -> int:
+        """Ends the actors not called for `limit` seconds; returns how many."""
+        return _end_idle(self._name, self._sessions, limit)
+
+    @property
+    def session_count(self) -> int:
+        """The actors being served."""
+        return len(self._sessions)
 
 
 # --------------------------------------------------------------------------- environments
@@ -237,7 +229,11 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 class _EnvSession:
     __slots__ = ("classes", "ended", "env", "keeper", "lock", "trial")
 
-    def __init__(self, env: Environment, trial: Trial, classes: list[ActorClass]) -> None:
+    @property
+    def user(self) -> Environment:
+        return self.env
+
+    def __init__(self, env: Environment, trial: ServiceTrial, classes: list[ActorClass]) -> None:
         self.env = env
         self.trial = trial
         self.classes = classes
@@ -256,48 +252,34 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
         self._actions_table = getattr(settings, "ActionsTable", None) or actions_table_type(
             settings.actor_classes
         )
-        self._sessions: dict[str, _EnvSession] = {}
-        self._lock = threading.Lock()
-
-    def _session(self, trial_id: str) -> _EnvSession:
-        with self._lock:
-            session = self._sessions.get(trial_id)
-        if session is None:
-            raise WireError(_NOT_FOUND, f"trial {trial_id} not found on this environment service")
-        return session
+        self._sessions: Sessions[str, _EnvSession] = Sessions(
+            unknown=lambda trial_id: f"trial {trial_id} not found on this environment service",
+            duplicate=lambda trial_id: f"trial {trial_id} was already started",
+        )
 
     def _pack(self, session: _EnvSession, method: str, value: Any, allow_deltas: bool) -> Any:
         try:
             packed = pack_observations(value, session.classes, allow_deltas=allow_deltas)
             session.keeper.record(packed)
-        except WireError as error:
+        except StatusError as error:
             raise _check_result(self._name, method, session.trial.id, error) from None
         return packed
 
-    @_rpc
+    @handler
     def Start(self, request: Any, context: Any) -> Any:
         trial_id, settings = request.trial_id, self._settings
         counts = list(request.actor_counts)
         if len(counts) != len(settings.actor_classes):
             class_of_actor(settings.actor_classes, counts, 0, trial_id)  # raises the error
-        with self._lock:
-            if trial_id in self._sessions:
-                raise WireError(
-                    grpc.StatusCode.ALREADY_EXISTS, f"trial {trial_id} was already started"
-                )
+        self._sessions.check_new(trial_id)
         config = decode_config(
             settings.environment.config_type,
-            request.config.content,
-            request.HasField("config"),
+            request,
+            "config",
             f"trial {trial_id}: environment config",
         )
-        trial_config = decode_config(
-            settings.trial.config_type,
-            request.trial_config.content,
-            request.HasField("trial_config"),
-            f"trial {trial_id}: trial_config",
-        )
-        trial = Trial(trial_id, settings, counts, trial_config)
+        trial_config = _trial_config(settings, request)
+        trial = ServiceTrial(trial_id, settings, counts, trial_config)
         env = _user_call(self._name, "__init__", trial_id, self._type, trial)
         if not hasattr(env, "trial"):  # an __init__ override that forgot super().__init__
             Environment.__init__(env, trial)
@@ -305,24 +287,18 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
         with session.lock:
             value = _user_call(self._name, "start", trial_id, env.start, config)
             packed = self._pack(session, "start", value, False)
-        with self._lock:
-            if trial_id in self._sessions:
-                raise WireError(
-                    grpc.StatusCode.ALREADY_EXISTS, f"trial {trial_id} was already started"
-                )
-            self._sessions[trial_id] = session
+        self._sessions.add(trial_id, session)
         reply = environment_pb2.EnvStartReply()
         packed.fill(reply.observation_set, 0, time.time_ns())
         return reply
 
-    @_rpc
+    @handler
     def Update(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
-        session = self._session(trial_id)
-        with session.lock:
+        with self._sessions.use(trial_id) as session, session.lock:
             trial, env = session.trial, session.env
             if session.ended:
-                raise WireError(
+                raise StatusError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"trial {trial_id} has ended: {self._name} set end_trial at tick "
                     f"{trial.tick_id - 1}; no more updates",
@@ -335,15 +311,15 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
                 trial_id,
             )
             tick_id = trial.tick_id
-            mark = trial._outbox.mark()
+            mark = trial.begin_tick(tick_id)
             value = _user_call(self._name, "update", trial_id, env.update, actions)
             packed = self._pack(session, "update", value, True)
             if request.reply_with_snapshot:
                 packed = session.keeper.snapshots()
-            trial.tick_id = tick_id + 1
+            feedbacks, messages = trial.take_outgoing(mark)
+            trial.advance()
             reply = environment_pb2.EnvUpdateReply()
             packed.fill(reply.observation_set, tick_id + 1, time.time_ns())
-            feedbacks, messages = trial._outbox.drain(mark, tick_id)
             if feedbacks:
                 reply.feedbacks.extend(feedbacks)
             if messages:
@@ -352,66 +328,75 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
                 reply.end_trial = session.ended = True
             return reply
 
-    @_rpc
+    @handler
     def OnMessage(self, request: Any, context: Any) -> Any:
-        session = self._session(request.trial_id)
         messages = agent_pb2.MessageCollection(messages=request.messages)
-        with session.lock:
+        with self._sessions.use(request.trial_id) as session, session.lock:
             _user_call(self._name, "on_message", request.trial_id, session.env.on_message, messages)
         return environment_pb2.EnvOnMessageReply()
 
-    @_rpc
+    @handler
     def End(self, request: Any, context: Any) -> Any:
-        with self._lock:
-            session = self._sessions.pop(request.trial_id, None)
-        if session is None:
-            raise WireError(
-                _NOT_FOUND, f"trial {request.trial_id} not found on this environment service"
-            )
+        session = self._sessions.pop(request.trial_id)
         with session.lock:
             session.ended = True
             _user_call(self._name, "end", request.trial_id, session.env.end)
         return environment_pb2.EnvEndReply()
 
-    @_rpc
+    @handler
     def Version(self, request: Any, context: Any) -> Any:
         return version_info(self._type.VERSIONS)
+
+    def end_idle_sessions(self, limit: float) -> int:
+        """Ends the trials not called for `limit` seconds; returns how many."""
+        return _end_idle(self._name, self._sessions, limit)
+
+    @property
+    def session_count(self) -> int:
+        """The trials being served."""
+        return len(self._sessions)
 
 
 # --------------------------------------------------------------------------- hooks
 
 
 class TrialHooksServicer(hooks_pb2_grpc.TrialHooksServicer):
-    """Serves one `cogment.TrialHooks` subclass (one instance, one call at a time)."""
+    """Serves one `cogment.TrialHooks` subclass: one instance, whose `pre_trial` runs for
+    several trials at once (one call per trial)."""
 
     def __init__(self, hooks_type: type[TrialHooks], settings: Settings) -> None:
         self._type = hooks_type
         self._name = hooks_type.__name__
         self._settings = settings
         self._hooks = hooks_type()
-        self._lock = threading.Lock()
 
-    @_rpc
+    @handler
     def PreTrial(self, request: Any, context: Any) -> Any:
         trial_id = request.trial_id
         params = params_from_proto(request.params, self._settings)
-        with self._lock:
-            result = _user_call(
+        result = _user_call(
+            self._name,
+            "pre_trial",
+            trial_id,
+            self._hooks.pre_trial,
+            trial_id,
+            request.user_id,
+            params,
+        )
+        if not _wanted(context):
+            _LOG.info(
+                "%s.pre_trial of trial %s finished after the orchestrator gave up on it; "
+                "its result is discarded",
                 self._name,
-                "pre_trial",
                 trial_id,
-                self._hooks.pre_trial,
-                trial_id,
-                request.user_id,
-                params,
             )
         try:
             encoded = params_to_proto(params if result is None else result, self._settings)
-        except WireError as error:
+        except StatusError as error:
             raise _check_result(self._name, "pre_trial", trial_id, error) from None
         return hooks_pb2.TrialContext(params=encoded, trial_id=trial_id, user_id=request.user_id)
 
-    @_rpc
+    @handler
     def Version(self, request: Any, context: Any) -> Any:
         return version_info(self._type.VERSIONS)
 

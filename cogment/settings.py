@@ -20,9 +20,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from cogment.api import common_pb2
+from cogment.constants import HUMAN_ENDPOINT
 from cogment.errors import ConfigurationError
 
-HUMAN_ENDPOINT = "human"
 _ENDPOINT_RE = re.compile(r"^grpc://(?P<host>[^\s:/]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
 _CLASS_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TYPE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -497,24 +497,33 @@ def make_default_trial_params(
     environment: EnvironmentSettings,
     source: str = "cogment.yaml",
 ) -> common_pb2.TrialParams:
-    """The project's default `TrialParams`, with `config:` maps filled into their types."""
+    """The project's default `TrialParams`, with `config:` maps filled into their types.
 
-    def encode(values: Optional[Mapping[str, Any]], config_type: Any, key: str) -> bytes:
+    A config field is present in the result only where cogment.yaml gives a `config:` (even
+    an empty one): services tell "no config" from "a config of default values" by presence.
+    """
+
+    def fill(
+        field: Message, values: Optional[Mapping[str, Any]], config_type: Any, key: str
+    ) -> None:
         if values is None:
-            return b""
+            return
         if config_type is None:
             raise ConfigurationError(
                 f"{source}: {key}: a config is given but no config_type is declared"
             )
-        return fill_message(config_type, values, f"{source}: {key}").SerializeToString()
+        message = fill_message(config_type, values, f"{source}: {key}")
+        field.SetInParent()
+        field.content = message.SerializeToString()  # type: ignore[attr-defined]
 
     params = common_pb2.TrialParams(max_steps=spec.max_steps, max_inactivity=spec.max_inactivity)
-    params.trial_config.content = encode(
-        spec.trial_config, trial.config_type, "trial_params.trial_config"
-    )
+    fill(params.trial_config, spec.trial_config, trial.config_type, "trial_params.trial_config")
     params.environment.endpoint = spec.environment_endpoint
-    params.environment.config.content = encode(
-        spec.environment_config, environment.config_type, "trial_params.environment.config"
+    fill(
+        params.environment.config,
+        spec.environment_config,
+        environment.config_type,
+        "trial_params.environment.config",
     )
     for i, actor in enumerate(spec.actors):
         actor_class = actor_classes.get(actor.actor_class)
@@ -523,8 +532,8 @@ def make_default_trial_params(
                 f"{source}: trial_params.actors[{i}].actor_class: unknown actor class {actor.actor_class!r}"
             )
         entry = params.actors.add(actor_class=actor.actor_class, endpoint=actor.endpoint)
-        entry.config.content = encode(
-            actor.config, actor_class.config_type, f"trial_params.actors[{i}].config"
+        fill(
+            entry.config, actor.config, actor_class.config_type, f"trial_params.actors[{i}].config"
         )
     return params
 

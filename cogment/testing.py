@@ -25,6 +25,7 @@ import grpc
 from google.protobuf.message import Message
 
 from cogment.api import agent_pb2, common_pb2, environment_pb2
+from cogment.constants import ENVIRONMENT_ID
 from cogment.errors import CogmentRpcError
 from cogment.protocol import actor_class_list, unpack_observation
 from cogment.servicers import AgentServicer, EnvironmentServicer, make_servicer
@@ -122,7 +123,7 @@ class AgentHarness:
             _CONTEXT,
         )
 
-    def send(self, user_data: Message, sender_id: int = -1) -> None:
+    def send(self, user_data: Message, sender_id: int = ENVIRONMENT_ID) -> None:
         """Delivers a message from `sender_id` (-1: the environment)."""
         message = common_pb2.Message(sender_id=sender_id, receiver_id=self.actor_id)
         message.payload.Pack(user_data)
@@ -198,11 +199,11 @@ class EnvironmentHarness:
 
     def send(self, user_data: Message, sender_id: int = 0) -> None:
         """Delivers a message from actor `sender_id` to the environment."""
-        message = common_pb2.Message(sender_id=sender_id, receiver_id=-1)
+        message = common_pb2.Message(sender_id=sender_id, receiver_id=ENVIRONMENT_ID)
         message.payload.Pack(user_data)
         self._servicer.OnMessage(
             environment_pb2.EnvOnMessageRequest(
-                trial_id=self.trial_id, actor_id=-1, messages=[message]
+                trial_id=self.trial_id, actor_id=ENVIRONMENT_ID, messages=[message]
             ),
             _CONTEXT,
         )

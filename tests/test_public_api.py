@@ -27,7 +27,7 @@ def test_the_user_facing_names() -> None:
     expected = {
         "Agent", "Environment", "TrialHooks", "GrpcServer", "Trial", "Actor",
         "TrialParameters", "ActorParameters", "EnvironmentParameters",
-        "ObservationsTable", "ActionsTable", "CogmentError", "ConfigurationError",
+        "ObservationTable", "ObservationsTable", "ActionsTable", "CogmentError", "ConfigurationError",
         "TrialError", "TrialEndedError", "CogmentRpcError", "__version__", "API_VERSION",
     }  # fmt: skip
     assert expected <= set(cogment.__all__)

@@ -195,7 +195,10 @@ def test_environment_request_errors(env_stub: Any, data: Any) -> None:
 
 
 class FaultyEnv(cogment.Environment):
-    """start: a Board, or a delta for trial "delta-start"; update: misbehaves per tick."""
+    """start: a Board, or a delta for trial "delta-start"; update: misbehaves per tick (from
+    `first_tick` on: subclasses skip the first misbehaviours)."""
+
+    first_tick = 0
 
     def start(self, config: Any) -> Any:
         import data_pb2
@@ -207,7 +210,7 @@ class FaultyEnv(cogment.Environment):
     def update(self, actions: Any) -> Any:
         import data_pb2
 
-        tick = self.trial.tick_id
+        tick = self.trial.tick_id + self.first_tick
         if tick == 0:
             raise RuntimeError("tick zero exploded")
         if tick == 1:
@@ -238,9 +241,7 @@ def test_environment_user_errors(start_server: Any, grpc_channel: Any, data: Any
 
 def test_environment_result_type_errors(start_server: Any, grpc_channel: Any, data: Any) -> None:
     class Skipper(FaultyEnv):
-        def __init__(self, trial: Any) -> None:
-            super().__init__(trial)
-            trial.tick_id = 1  # make update misbehave without the exception first
+        first_tick = 1  # make update misbehave without the exception first
 
     stub = environment_pb2_grpc.EnvironmentStub(grpc_channel(start_server(Skipper)))
     _start(stub, "t", data)
@@ -254,9 +255,7 @@ def test_environment_result_type_errors(start_server: Any, grpc_channel: Any, da
 
 def test_environment_missing_table_entry(start_server: Any, grpc_channel: Any, data: Any) -> None:
     class Gappy(FaultyEnv):
-        def __init__(self, trial: Any) -> None:
-            super().__init__(trial)
-            trial.tick_id = 2
+        first_tick = 2
 
     stub = environment_pb2_grpc.EnvironmentStub(grpc_channel(start_server(Gappy)))
     _start(stub, "t", data)
@@ -264,7 +263,7 @@ def test_environment_missing_table_entry(start_server: Any, grpc_channel: Any, d
     assert code == grpc.StatusCode.INTERNAL
     assert (
         details
-        == "Gappy.update in trial t: no observation for actor 1 (class 'player') in the ObservationsTable"
+        == "Gappy.update in trial t: no observation for actor 1 (class 'player') in the ObservationTable"
     )
 
 

@@ -54,7 +54,8 @@ def test_hooks_decode_rewrite_and_encode(
         ("watcher", "grpc://127.0.0.1:9001"),
     ]
     assert data_pb2.PlayerConfig.FromString(out.actors[1].config.content).name == "alice"
-    assert out.actors[2].config.content == b""
+    # configs stay absent where none was given (0.5 services decode any present one)
+    assert [a.HasField("config") for a in out.actors] == [False, True, False]
     assert project_services.JOURNAL.events("t1", "hooks") == [("hooks", "pre_trial", "bob")]
 
     info = stub.Version(common_pb2.VersionRequest(), timeout=TIMEOUT)
@@ -83,6 +84,34 @@ class RewritingHooks(cogment.TrialHooks):
             return "params"
         trial_params.actors[1].config = data_pb2.EnvConfig()
         return trial_params
+
+
+def test_a_hook_sees_none_for_absent_configs_and_messages_for_present_ones(
+    cog_settings: Any, start_server: Any, grpc_channel: Any
+) -> None:
+    import data_pb2
+
+    seen: list[Any] = []
+
+    class Recording(cogment.TrialHooks):
+        def pre_trial(self, trial_id: str, user_id: str, trial_params: Any) -> None:
+            seen.append(
+                (
+                    trial_params.trial_config,
+                    trial_params.environment.config,
+                    trial_params.actors[0].config,
+                )
+            )
+            trial_params.actors[0].config = data_pb2.PlayerConfig()  # set, all defaults
+
+    stub = _stub(start_server, grpc_channel, Recording)
+    params = common_pb2.TrialParams()
+    params.environment.config.SetInParent()  # present and empty
+    params.actors.add(actor_class="player", endpoint="human")
+    out = _pre_trial(stub, params).params
+    assert seen == [(None, data_pb2.EnvConfig(), None)]
+    assert not out.HasField("trial_config")
+    assert out.environment.HasField("config") and out.actors[0].HasField("config")
 
 
 @pytest.mark.parametrize(

@@ -119,14 +119,14 @@ def test_lifecycle_start_stop_and_misuse(project_services: Any, cog_settings: An
             project_services.BoardEnv, cog_settings, port=server.port, host=LOCALHOST
         )
     server.start()
-    with pytest.raises(cogment.CogmentError, match="already started"):
+    with pytest.raises(cogment.LifecycleError, match=r"GrpcServer\.start\(\).* already started"):
         server.start()
     assert _version(server.port)[0] == "cogment-api"
     server.stop()
     server.stop()  # idempotent
-    with pytest.raises(cogment.CogmentError, match="make a new GrpcServer"):
+    with pytest.raises(cogment.LifecycleError, match="stopped; make a new GrpcServer"):
         server.start()
-    with pytest.raises(cogment.CogmentError, match="make a new GrpcServer"):
+    with pytest.raises(cogment.LifecycleError, match="stopped; make a new GrpcServer"):
         server.serve()
     with pytest.raises(grpc.RpcError):
         _version(server.port)

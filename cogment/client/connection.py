@@ -33,6 +33,7 @@ from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client.ending import UNREACHABLE, classify
 from cogment.client.heartbeat import HeartbeatThread
 from cogment.client.slot import type_name
+from cogment.constants import UNLIMITED_MESSAGES
 from cogment.errors import CogmentError, CogmentRpcError, ConfigurationError, from_rpc_error
 from cogment.settings import ActorClass, Settings
 
@@ -57,7 +58,6 @@ _ENDPOINT_RE = re.compile(
     r"^(?:grpc://)?(?P<host>[^\s:/\[\]]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$"
 )
 _SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 
 class TrialService(Protocol):
@@ -153,7 +153,7 @@ class Connection:
         self._channel: Optional[grpc.Channel] = None
         if isinstance(endpoint, str):
             self._endpoint = parse_endpoint(endpoint)
-            self._channel = grpc.insecure_channel(self._endpoint, options=_UNLIMITED)
+            self._channel = grpc.insecure_channel(self._endpoint, options=UNLIMITED_MESSAGES)
             self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"
@@ -214,7 +214,7 @@ class Connection:
         self,
         actor_class: ActorClass | str,
         trial_cfg: Any = None,
-        plugins: Optional[Sequence[Any]] = None,
+        plugins: Sequence[Any] = (),
         user_id: str = "",
     ) -> ClientTrial:
         """Starts a trial and takes its first `human` slot.
@@ -224,27 +224,34 @@ class Connection:
                 its id). Ignored when the trial has no human slot (`trial.actor_id == -1`).
             trial_cfg: an instance of `cog_settings.trial.config_type`, or None for the
                 project's default trial config.
-            plugins: accepted for compatibility; must be empty.
+            plugins: objects with a `start_trial(trial)` method, called in order once the
+                trial has started; when what one returns has a `trial_ended()` method, that
+                is called once when the trial ends, by any means (see
+                `ClientTrial.call_at_end`). A plugin that raises ends the trial, and
+                `start_trial` raises its exception.
             user_id: passed to the pre-trial hooks.
 
         Returns:
             The ClientTrial, holding the tick-0 observation.
 
         Raises:
-            ConfigurationError: unknown actor class, a slot of another class, plugins.
+            ConfigurationError: unknown actor class, a slot of another class, a plugin
+                without `start_trial`.
             TypeError: `trial_cfg` is not a `cog_settings.trial.config_type`.
             CogmentRpcError: the orchestrator refused (e.g. INVALID_ARGUMENT from a hook).
         """
         from cogment.client.trial import ClientTrial
 
         actor_class = self._actor_class(actor_class)
-        if plugins:
-            raise ConfigurationError(
-                f"start_trial: plugins are not supported by this client (got {list(plugins)!r})"
-            )
+        plugins = list(plugins or ())
+        for plugin in plugins:
+            if not callable(getattr(plugin, "start_trial", None)):
+                raise ConfigurationError(
+                    f"start_trial: a plugin must have a start_trial(trial) method, got {plugin!r}"
+                )
         request = orchestrator_pb2.TrialStartRequest(user_id=user_id or "")
+        config_type = getattr(getattr(self._settings, "trial", None), "config_type", None)
         if trial_cfg is not None:
-            config_type = getattr(getattr(self._settings, "trial", None), "config_type", None)
             if config_type is None:
                 raise ConfigurationError(
                     "start_trial: trial_cfg given but the project declares no trial.config_type"
@@ -254,15 +261,24 @@ class Connection:
                     f"start_trial: trial_cfg must be a {config_type.DESCRIPTOR.full_name}, "
                     f"got {type_name(trial_cfg)}"
                 )
+            request.config.SetInParent()  # present, even when all its fields are defaults
             request.config.content = trial_cfg.SerializeToString()
         reply = self._call("Start", request)
         try:
-            trial = ClientTrial(self, actor_class, reply)
+            trial = ClientTrial(self, actor_class, reply, trial_cfg)
         except BaseException:
             # clean up on partial failure: a trial we started but cannot drive is ended
             self._end_quietly(reply.trial_id)
             raise
         self._adopt(trial)
+        try:
+            for plugin in plugins:
+                ended = plugin.start_trial(trial)
+                if callable(getattr(ended, "trial_ended", None)):
+                    trial.call_at_end(ended.trial_ended)
+        except BaseException:
+            trial.end()
+            raise
         return trial
 
     def join_trial(

@@ -59,11 +59,12 @@ def classify(error: CogmentRpcError) -> CogmentRpcError:
 
 
 class TrialEnd:
-    """Whether and why a trial ended, and its end listener (called at most once, from a
-    background thread, and only for an end this client did not ask for)."""
+    """Whether and why a trial ended, and who is told: the end listener (at most once, from a
+    background thread, only for an end this client did not ask for) and the plugins'
+    `trial_ended` callbacks (once each, for any end: in the thread of `end()` when this
+    client ends the trial, from a background thread otherwise)."""
 
-    def __init__(self, subject: Any, name: str) -> None:
-        self._subject = subject  # what the listener is called with
+    def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.Lock()
         self._over = threading.Event()
@@ -71,8 +72,9 @@ class TrialEnd:
         self.error: Optional[TrialError] = None
         self.by_client = False
         self._remote = False
-        self._listener: Optional[Callable[[Any], Any]] = None
-        self._called = False
+        self._listener: Optional[Callable[[], Any]] = None
+        self._listener_called = False
+        self._on_end: list[Callable[[], Any]] = []  # the plugins' trial_ended, not yet called
 
     @property
     def is_over(self) -> bool:
@@ -103,22 +105,39 @@ class TrialEnd:
             self._over.set()
             return True
 
-    def set_listener(self, callback: Callable[[Any], Any]) -> None:
+    def set_listener(self, callback: Callable[[], Any]) -> None:
         with self._lock:
             self._listener = callback
         self.notify()
 
-    def notify(self) -> None:
-        """Calls the listener in a new thread if the trial ended remotely and it was not yet."""
+    def call_at_end(self, callback: Callable[[], Any]) -> None:
+        """Calls `callback()` once when the trial ends (at once if it is over)."""
         with self._lock:
-            callback = self._listener
-            if callback is None or self._called or not self._remote:
-                return
-            self._called = True
-        threading.Thread(target=self._run, args=(callback,), name=self._name, daemon=True).start()
+            self._on_end.append(callback)
+        self.notify()
 
-    def _run(self, callback: Callable[[Any], Any]) -> None:
-        try:
-            callback(self._subject)
-        except Exception:
-            log.exception("%s: the end listener raised", self._name)
+    def notify(self) -> None:
+        """Once the trial is over, calls what is due: in this thread when the client ended
+        the trial itself, in a new thread otherwise."""
+        with self._lock:
+            if not self._over.is_set():
+                return
+            due, self._on_end = self._on_end, []
+            listener = self._listener
+            if listener is not None and self._remote and not self._listener_called:
+                self._listener_called = True
+                due.append(listener)
+            here = self.by_client
+        if not due:
+            return
+        if here:
+            self._run(due)
+        else:
+            threading.Thread(target=self._run, args=(due,), name=self._name, daemon=True).start()
+
+    def _run(self, callbacks: list[Callable[[], Any]]) -> None:
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("%s: %r raised at the end of the trial", self._name, callback)

@@ -30,6 +30,7 @@ from cogment.client.ending import (
 )
 from cogment.client.heartbeat import Unreachable
 from cogment.client.stream import ActionStream, Event, StreamEnd
+from cogment.constants import NO_ACTOR_ID
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -61,7 +62,7 @@ class TrialLink:
         self._last_activity = time.monotonic()
         self._stream: Optional[ActionStream] = None
         self._watcher: Optional[ActionStream] = None
-        self._end = TrialEnd(self, f"cogment-end-{trial_id}")
+        self._end = TrialEnd(f"cogment-end-{trial_id}")
         self._detached = False
         self._unreachable = Unreachable()  # only the heartbeat thread touches it
 
@@ -199,7 +200,7 @@ class TrialLink:
         )
         with self._lock:
             self._watcher = watcher
-        watcher.send(orchestrator_pb2.TrialActionRequest(trial_id=self._id, actor_id=-1))
+        watcher.send(orchestrator_pb2.TrialActionRequest(trial_id=self._id, actor_id=NO_ACTOR_ID))
 
     def _detach(self) -> None:
         """The connection is closing: stop streams; the trial becomes unusable."""

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from cogment.api import orchestrator_pb2
-from cogment.errors import CogmentError, ConfigurationError
-from cogment.protocol import WireError, decode_config
+from cogment.errors import CogmentError, ConfigurationError, StatusError
+from cogment.protocol import decode_config
 from cogment.settings import ActorClass, ActorClassList
 
 WRONG_SLOT = "trial {trial_id}: actor {actor_id} is of class {slot!r}, not {requested!r}"
@@ -73,11 +73,11 @@ def slot_config(actor_class: Optional[ActorClass], reply: orchestrator_pb2.Trial
     try:
         return decode_config(
             actor_class.config_type,
-            reply.human_config.content,
-            reply.HasField("human_config"),
+            reply,
+            "human_config",
             f"trial {reply.trial_id}: config of actor {reply.actor_id}",
         )
-    except WireError as error:
+    except StatusError as error:
         raise CogmentError(error.message) from None
 
 

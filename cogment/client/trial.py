@@ -26,16 +26,17 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 import grpc
 from google.protobuf.message import Message
 
-from cogment.actor import Actor, ActorTable
+from cogment.actor import Actor
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
 from cogment.client.ending import REASON_CLIENT
 from cogment.client.link import TrialLink
 from cogment.client.slot import slot_class, slot_config, type_name
 from cogment.client.stream import ActionStream
-from cogment.errors import CogmentError, CogmentRpcError, TrialError
-from cogment.outbox import Outbox
-from cogment.protocol import UserData, WireError, unpack_observation
+from cogment.constants import CURRENT_TICK
+from cogment.errors import CogmentError, CogmentRpcError, StatusError, TrialError
+from cogment.protocol import UserData, unpack_observation
 from cogment.settings import ActorClass
+from cogment.trial import Trial
 
 if TYPE_CHECKING:
     from cogment.client.connection import Connection
@@ -58,7 +59,7 @@ class ActionResult(NamedTuple):
     messages: agent_pb2.MessageCollection
 
 
-EndListener = Callable[["ClientTrial"], Any]
+EndListener = Callable[[], Any]
 END_DEADLINE = 30.0  # seconds `end()` waits for the orchestrator when the Connection has no timeout
 # what `end()` tolerates from End: the trial is over for this client anyway
 _END_TOLERATED = (
@@ -69,8 +70,15 @@ _END_TOLERATED = (
 )
 
 
-class ClientTrial(TrialLink):
-    """A trial this client started or joined. Made by `Connection.start_trial`/`join_trial`.
+class ClientTrial(TrialLink, Trial):
+    """A trial this client started or joined (a `cogment.Trial`). Made by
+    `Connection.start_trial`/`join_trial`.
+
+    As every `cogment.Trial`, it has `id`, `settings`, `actor_counts`, `actors`, `tick_id`
+    (the tick its next action is for; -1 without a slot), `trial_config` (the `trial_cfg`
+    this client started the trial with; None when it gave none, the trial then running with
+    the orchestrator's default, and for a joined trial, whose config a client is not told)
+    and `new_observation_table()`.
 
     A trial is over for this client once the orchestrator says it ended, `end()` was called,
     or the client gave up on it: the orchestrator became unreachable (a call about the trial
@@ -83,16 +91,18 @@ class ClientTrial(TrialLink):
         connection: Connection,
         actor_class: ActorClass,
         reply: orchestrator_pb2.TrialStartReply,
+        trial_config: Optional[Any] = None,
     ) -> None:
-        super().__init__(connection, reply.trial_id)
+        TrialLink.__init__(self, connection, reply.trial_id)
         settings = connection.settings
+        actor_counts = list(reply.actor_counts)
         self._actor_id = reply.actor_id
-        self._actor_counts = list(reply.actor_counts)
-        classes = settings.actor_classes
         self._actor_class = slot_class(
-            classes, self._actor_counts, self._actor_id, actor_class, self._id
+            settings.actor_classes, actor_counts, self._actor_id, actor_class, reply.trial_id
         )
-        self._actors = ActorTable(self, classes, self._actor_counts)
+        Trial.__init__(
+            self, reply.trial_id, settings, actor_counts, trial_config, sender_id=reply.actor_id
+        )
         self._config = slot_config(self._actor_class, reply)
 
         self._observation: Any = None
@@ -101,14 +111,8 @@ class ClientTrial(TrialLink):
             self._set_observation(reply.observation)
         self._latest_reward = agent_pb2.Reward()
         self._latest_messages = agent_pb2.MessageCollection()
-        self._outbox = Outbox(self._id, self._actor_id, len(self._actors))
 
     # ------------------------------------------------------------------ read-only state
-
-    @property
-    def id(self) -> str:
-        """The trial's id, as the orchestrator named it."""
-        return self._id
 
     @property
     def actor_id(self) -> int:
@@ -121,16 +125,6 @@ class ClientTrial(TrialLink):
         return self._actor_class
 
     @property
-    def actor_counts(self) -> list[int]:
-        """Number of actors of each class, in cogment.yaml order."""
-        return list(self._actor_counts)
-
-    @property
-    def actors(self) -> ActorTable:
-        """`actors.<class>[i]`, `actors[actor_id]`: `cogment.Actor`s, for feedback and messages."""
-        return self._actors
-
-    @property
     def config(self) -> Any:
         """This actor's config, decoded with its class's `config_type` as an agent gets it
         (None without a slot, a config type, or a config)."""
@@ -140,11 +134,6 @@ class ClientTrial(TrialLink):
     def observation(self) -> Any:
         """The latest full observation (None for a trial without a slot)."""
         return self._observation
-
-    @property
-    def tick_id(self) -> int:
-        """The tick of `observation` (the tick the next action is for); -1 without one."""
-        return self._tick_id
 
     @property
     def latest_reward(self) -> agent_pb2.Reward:
@@ -197,6 +186,10 @@ class ClientTrial(TrialLink):
 
         When the reply says the trial is over, the final observation and reward (if any) are
         returned and `is_over` becomes True; later calls raise.
+
+        The observation is the trial's latest: with a `delta_apply_fn` that updates the
+        previous observation in place, every call returns the same object, updated (copy it
+        to keep one); otherwise each tick has its own.
 
         Raises:
             TypeError: `action` is not an instance of the class's action space.
@@ -269,10 +262,15 @@ class ClientTrial(TrialLink):
 
     # ------------------------------------------------------------------ feedback, messages
 
-    def multi_cast(self, user_data: Message, send_list: Iterable[Union[int, Actor]]) -> None:
-        """Queues a protobuf message for several receivers (actor ids or `Actor`s, -1 for the
-        environment), sent before the next `do_action` (or by `flush_message()`); a receiver
-        not in the trial raises ValueError and nothing is queued."""
+    def multi_cast(
+        self,
+        user_data: Optional[Message] = None,
+        send_list: Iterable[Union[int, Actor]] = (),
+    ) -> None:
+        """Queues a protobuf message (None: a message without payload) for several receivers
+        (actor ids or `Actor`s, -1 for the environment; none when empty), sent before the
+        next `do_action` (or by `flush_message()`); a receiver not in the trial raises
+        ValueError and nothing is queued."""
         self._check_usable()
         self._outbox.add_messages(user_data, send_list)
 
@@ -296,7 +294,7 @@ class ClientTrial(TrialLink):
         self, actor: Actor, value: float, confidence: float, tick_id: int, user_data: UserData
     ) -> None:
         self._check_usable()  # tick -1: the tick of the observation held
-        tick = self._tick_id if tick_id == -1 else tick_id
+        tick = self._tick_id if tick_id == CURRENT_TICK else tick_id
         self._outbox.add_feedback(actor, value, confidence, tick, user_data)
 
     def _flush(self) -> None:
@@ -306,11 +304,18 @@ class ClientTrial(TrialLink):
     # ------------------------------------------------------------------ ending
 
     def set_on_trial_end_event_listener(self, callback: EndListener) -> None:
-        """`callback(trial)` is called once, from a background thread, when the trial ends by
-        any means other than this client's `end()` (environment, max_steps, inactivity,
-        another client, a failure: see `end_reason` and `error`). Set after the trial ended,
-        it is called right away."""
+        """Sets the end listener: `callback()`, with no parameters (its return value is
+        ignored), is called once, from a background thread, when the trial ends by any means
+        other than this client's `end()` (environment, max_steps, inactivity, another
+        client, a failure: see `end_reason` and `error`). Set after the trial ended, it is
+        called right away. A listener that wants the trial has it in a closure."""
         self._end.set_listener(callback)
+
+    def call_at_end(self, callback: Callable[[], Any]) -> None:
+        """Calls `callback()` once when the trial ends, by any means (this client's `end()`
+        included: then before `end()` returns; otherwise from a background thread). Called
+        right away when the trial is over already. Used for `start_trial`'s plugins."""
+        self._end.call_at_end(callback)
 
     def end(self) -> None:
         """Sends the queued feedback and messages, then ends the trial (idempotent cleanup).
@@ -354,7 +359,7 @@ class ClientTrial(TrialLink):
                 self._observation,
                 f"trial {self._id}: observation of actor {self._actor_id}",
             )
-        except WireError as error:
+        except StatusError as error:
             raise CogmentError(error.message) from None
         self._tick_id = observation.tick_id
 

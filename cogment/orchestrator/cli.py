@@ -1,7 +1,7 @@
 """`cogment orchestrator`: serve a project's trials until SIGINT/SIGTERM.
 
 cogment orchestrator [--file cogment.yaml] [--port 9000] [--host 127.0.0.1]
-                     [--log-level info] [--response-timeout 60]
+                     [--log-level info] [--response-timeout 60] [--max-message-mb 64]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB
 from cogment.errors import ConfigurationError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -54,6 +55,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="logging level (info)",
     )
     parser.add_argument(
+        "--max-message-mb",
+        type=_positive,
+        default=DEFAULT_MAX_MESSAGE_MB,
+        help=f"the largest message a client may send, in MiB ({DEFAULT_MAX_MESSAGE_MB:g})",
+    )
+    parser.add_argument(
         "--response-timeout",
         type=_positive,
         default=60.0,
@@ -73,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace, settings: object) -> None:
     from .service import OrchestratorServer
 
-    server = OrchestratorServer(settings, response_timeout=args.response_timeout)
+    server = OrchestratorServer(
+        settings, response_timeout=args.response_timeout, max_message_mb=args.max_message_mb
+    )
     port = await server.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
 
 from cogment.api import agent_pb2, common_pb2, data_pb2, environment_pb2
+from cogment.constants import ENVIRONMENT_ID
 
 log = logging.getLogger("cogment.orchestrator")
 
@@ -138,6 +139,6 @@ def make_sample(
     for feedback in late:
         sample.rewards[feedback.actor_id].feedbacks.append(feedback)
     if routed:
-        for receiver in [*range(n_actors), -1]:
+        for receiver in [*range(n_actors), ENVIRONMENT_ID]:
             sample.messages.add().messages.extend(routed.get(receiver, ()))
     return sample

@@ -17,13 +17,14 @@ from cogment.api import (
     environment_pb2_grpc,
     hooks_pb2_grpc,
 )
+from cogment.constants import UNLIMITED_MESSAGES
+from cogment.errors import LifecycleError
 from cogment.settings import endpoint_address
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.
 CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
+    *UNLIMITED_MESSAGES,
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
@@ -55,7 +56,7 @@ class Endpoints:
         stub = self._stubs.get(key)
         if stub is None:
             if self._closed:
-                raise RuntimeError("the orchestrator's channels are closed")
+                raise LifecycleError("the orchestrator's channels are closed (it is stopping)")
             address = endpoint_address(endpoint)
             channel = self._channels.get(address)
             if channel is None:

@@ -7,9 +7,11 @@ from typing import Any, Optional
 from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
-from cogment.settings import HUMAN_ENDPOINT, ActorClassList, is_grpc_endpoint
+from cogment.constants import HUMAN_ENDPOINT
+from cogment.settings import ActorClassList, is_grpc_endpoint
 
-from .actors import Runtime, failure
+from .ending import service_failure
+from .runtime import Runtime
 from .status import invalid_argument
 
 
@@ -95,8 +97,8 @@ async def resolve(
     through every pre-trial hook in order, checked, actors sorted by class.
 
     Raises:
-        TrialFailure: a hook failed or could not be reached.
-        StatusError: INVALID_ARGUMENT, the result is not valid (naming the last hook).
+        StatusError: ABORTED, a hook failed or could not be reached; INVALID_ARGUMENT, the
+            result is not valid (naming the last hook).
     """
     timeout = runtime.response_timeout
     params = common_pb2.TrialParams()
@@ -109,7 +111,7 @@ async def resolve(
         try:
             context = await runtime.endpoints.hooks(hook).PreTrial(context, timeout=timeout)
         except Exception as error:
-            raise failure(f"pre-trial hook {hook}", "PreTrial", error, timeout) from None
+            raise service_failure(f"pre-trial hook {hook}", "PreTrial", error, timeout) from None
         params = context.params
         source = f"pre-trial hook {hook}"
     check(params, runtime.settings, source)

@@ -1,23 +1,23 @@
-"""The live trials, the tombstones of ended ones, inactivity reaping and shutdown."""
+"""The live trials, the tombstones of ended ones, and shutdown.
+
+The registry lists trials; it never writes into them. A trial tells the registry it is over
+through the `retire` callback it was made with.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING
 
 from cogment.errors import TRIAL_ENDED, TRIAL_FAILED
 
 from . import status
-
-if TYPE_CHECKING:
-    from .tick import Trial
+from .tick import Trial
 
 log = logging.getLogger("cogment.orchestrator")
 
 MAX_TOMBSTONES = 10_000
-INACTIVITY = "no activity from any human for {limit:g} s (max_inactivity)"
 
 
 class Registry:
@@ -33,13 +33,11 @@ class Registry:
         return len(self._live)
 
     def add(self, trial: Trial) -> None:
-        """Registers a new trial and runs its task."""
+        """Registers a new trial (made with `retire` as its `on_over`) and launches it."""
         self._live[trial.id] = trial
-        task = asyncio.get_running_loop().create_task(trial.run(), name=f"trial {trial.id}")
-        trial.task = task
+        task = trial.launch()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _task: trial.notify())
 
     def get(self, trial_id: str) -> Trial:
         """The live trial `trial_id`.
@@ -65,28 +63,10 @@ class Registry:
         while len(self._ended) > self._max_tombstones:
             self._ended.popitem(last=False)
 
-    def watch_inactivity(self, trial: Trial, limit: float) -> None:
-        """Ends `trial` once no human acted, joined or sent a heartbeat for `limit` seconds
-        (checked by a timer, not at the next request)."""
-        loop = asyncio.get_running_loop()
-
-        def check() -> None:
-            trial.inactivity_timer = None
-            if trial.over:
-                return
-            idle = trial.humans.idle_for(loop.time())
-            if idle is not None and idle >= limit:
-                trial.end(INACTIVITY.format(limit=limit))
-                return
-            wait = limit if idle is None else limit - idle
-            trial.inactivity_timer = loop.call_later(wait, check)
-
-        trial.inactivity_timer = loop.call_later(limit, check)
-
     async def shutdown(self, reason: str, timeout: float) -> None:
         """Ends every live trial and waits (at most `timeout` s) for their ends to finish."""
         for trial in list(self._live.values()):
-            trial.end(reason)
+            trial.end.end(reason)
         if self._tasks:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:

@@ -76,6 +76,12 @@ class FeedbackBook:
         self.tick += 1
         return by_target(feedbacks) if feedbacks else {}
 
+    def close_all(self) -> list[tuple[int, dict[int, agent_pb2.Reward]]]:
+        """The rewards of every tick with feedback still pending (the trial is over), in tick
+        order: (tick, rewards by target actor id)."""
+        pending, self._pending = self._pending, {}
+        return [(tick, by_target(pending[tick])) for tick in sorted(pending)]
+
     def take_late(self) -> list[common_pb2.Feedback]:
         late, self._late = self._late, []
         return late

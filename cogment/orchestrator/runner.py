@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB
+from cogment.errors import CogmentError
+from cogment.lifecycle import Lifecycle, misuse
 
 from .service import OrchestratorServer
 
@@ -44,6 +47,7 @@ class Orchestrator:
         default_trial_params: replaces the project's default trial parameters.
         pre_hooks: replaces the project's pre-trial hook endpoints (`[]` for none).
         datalog_endpoint: replaces the project's datalog url (`""` for none).
+        max_message_mb: the largest message a client may send, in MiB (None: no limit).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class Orchestrator:
         *,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -66,13 +71,14 @@ class Orchestrator:
             default_trial_params=default_trial_params,
             pre_hooks=pre_hooks,
             datalog_endpoint=datalog_endpoint,
+            max_message_mb=max_message_mb,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop_event: Optional[asyncio.Event] = None
         self._ready = threading.Event()
         self._error: Optional[BaseException] = None
-        self._state = "unopened"
+        self._state = Lifecycle.CREATED
 
     @property
     def port(self) -> int:
@@ -94,19 +100,21 @@ class Orchestrator:
 
         Raises:
             ConfigurationError: the port cannot be bound.
+            LifecycleError: the orchestrator was started already.
+            CogmentError: it did not start within STARTUP_TIMEOUT seconds.
         """
-        if self._state != "unopened":
-            raise RuntimeError(f"this Orchestrator is {self._state}; create a new one")
-        self._state = "started"
+        if self._state is not Lifecycle.CREATED:
+            raise misuse("Orchestrator", "start", self._state)
+        self._state = Lifecycle.STARTED
         self._thread = threading.Thread(
             target=self._thread_main, name="cogment-orchestrator", daemon=True
         )
         self._thread.start()
         if not self._ready.wait(STARTUP_TIMEOUT):
-            raise RuntimeError("the orchestrator did not start in time")
+            raise CogmentError(f"the orchestrator did not start within {STARTUP_TIMEOUT:g} s")
         if self._error is not None:
             self._thread.join()
-            self._state = "stopped"
+            self._state = Lifecycle.STOPPED
             raise self._error
         return self
 
@@ -127,11 +135,16 @@ class Orchestrator:
         await self._server.stop()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ends every running trial (calling End on its services) and stops serving."""
-        if self._state != "started":
-            self._state = "stopped"
+        """Ends every running trial (calling End on its services) and stops serving
+        (idempotent).
+
+        Raises:
+            CogmentError: it did not stop within `timeout` seconds.
+        """
+        if self._state is not Lifecycle.STARTED:
+            self._state = Lifecycle.STOPPED
             return
-        self._state = "stopped"
+        self._state = Lifecycle.STOPPED
         loop, event, thread = self._loop, self._stop_event, self._thread
         if loop is not None and event is not None:
             with contextlib.suppress(RuntimeError):  # the loop already finished
@@ -139,7 +152,7 @@ class Orchestrator:
         if thread is not None:
             thread.join(timeout)
             if thread.is_alive():
-                raise RuntimeError("the orchestrator did not stop in time")
+                raise CogmentError(f"the orchestrator did not stop within {timeout:g} s")
 
     def __enter__(self) -> Orchestrator:
         return self.start()
@@ -149,7 +162,7 @@ class Orchestrator:
 
     def __repr__(self) -> str:
         project = getattr(self.settings, "project_file", None)
-        return f"Orchestrator({self._state}, endpoint={self.endpoint!r}, project={project!r})"
+        return f"Orchestrator({self._state.value}, endpoint={self.endpoint!r}, project={project!r})"
 
 
 __all__ = ["Orchestrator", "load_project"]

@@ -18,25 +18,23 @@ import grpc
 from google.protobuf import message_factory
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from cogment.errors import ConfigurationError
+from cogment.boundary import async_handler, async_stream_handler
+from cogment.constants import DEFAULT_MAX_MESSAGE_MB, NO_ACTOR_ID, message_size_options
+from cogment.errors import ConfigurationError, StatusError
 from cogment.version import version_entries
 
 from . import params as trial_params
 from . import status, wire
-from .actors import Runtime
+from .ending import ENDED_BY_CLIENT, SHUTDOWN
 from .endpoints import Endpoints
-from .humans import Aborted, Last
+from .humans import Aborted, Last, Reply
 from .registry import Registry
-from .status import StatusError
-from .tick import ENDED_BY_CLIENT, SHUTDOWN, Trial
+from .runtime import Runtime
+from .tick import Trial
 
 log = logging.getLogger("cogment.orchestrator")
 
-SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
-]
+_NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
 SESSION_KEY = "session_id"
 
@@ -49,7 +47,8 @@ def _session_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
-    """Answers clients; every trial-specific decision is the Trial's."""
+    """Answers clients; every trial-specific decision is the Trial's. A call that cannot be
+    served raises `StatusError`; `cogment.boundary` answers it with that status."""
 
     def __init__(self, server: OrchestratorServer) -> None:
         self._server = server
@@ -65,125 +64,118 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
             ]
         )
 
+    @async_handler
     async def GetTrialParams(self, request: Any, context: Any) -> Any:
         return self._params_reply
 
+    @async_handler
     async def Version(self, request: Any, context: Any) -> Any:
         return self._version
 
+    @async_handler
     async def Start(self, request: Any, context: Any) -> Any:
-        try:
-            if self._server.stopping:
-                raise StatusError(grpc.StatusCode.UNAVAILABLE, status.SHUTTING_DOWN)
-            config = request.config if request.HasField("config") else None
-            if config is not None:
-                trial_params.client_config(self._runtime.settings, config)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        if self._server.stopping:
+            raise status.unavailable(status.SHUTTING_DOWN)
+        config = request.config if request.HasField("config") else None
+        if config is not None:
+            trial_params.client_config(self._runtime.settings, config)
         trial = Trial(
-            self._runtime, str(uuid.uuid4()), request.user_id, config, _session_id(context)
+            self._runtime,
+            str(uuid.uuid4()),
+            request.user_id,
+            config,
+            _session_id(context),
+            on_over=self._registry.retire,
         )
         self._registry.add(trial)
-        result = await asyncio.shield(trial.started)
+        result = await asyncio.shield(trial.end.started)
         if isinstance(result, StatusError):
-            await context.abort(result.code, result.message)
+            raise result
         return result
 
+    @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-            return trial.join(request.actor_id, _session_id(context))
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        trial = self._registry.get(request.trial_id)
+        return trial.join(request.actor_id, _session_id(context))
 
+    @async_handler
     async def End(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
-        trial.end(ENDED_BY_CLIENT)
-        if trial.task is not None:  # answer once the services got their End
-            await asyncio.wait({trial.task}, timeout=self._runtime.end_timeout + 1.0)
+        trial = self._registry.get(request.trial_id)
+        trial.end.end(ENDED_BY_CLIENT)
+        await trial.wait_closed(self._runtime.end_timeout + 1.0)  # its services got their End
         return orchestrator_pb2.TrialEndReply()
 
+    @async_handler
     async def Action(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-            waiter = trial.humans.submit(request.actor_id, request.action.content)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
-        reply = await waiter
-        if isinstance(reply, Aborted):
-            await context.abort(reply.error.code, reply.error.message)
-        return reply.data if isinstance(reply, Last) else reply
+        trial = self._registry.get(request.trial_id)
+        reply = await trial.humans.submit(request.actor_id, request.action.content)
+        return _answer(reply)
 
+    @async_stream_handler
     async def ActionStream(
         self, request_iterator: AsyncIterator[Any], context: Any
     ) -> AsyncIterator[Any]:
         requests = request_iterator.__aiter__()
         trial: Optional[Trial] = None
-        while True:
-            next_request = asyncio.ensure_future(requests.__anext__())
-            # a call cancelled while it waits leaves this task to end on its own: mark its
-            # outcome (StopAsyncIteration, mostly) as seen, or asyncio logs it at exit
-            next_request.add_done_callback(_seen)
-            if trial is None:
-                await asyncio.wait((next_request,))
-            else:  # between two actions, an idle client still hears of the trial's end at once
-                await asyncio.wait((next_request, trial.ended), return_when=FIRST_COMPLETED)
-            if next_request.done():
-                try:
-                    request = next_request.result()
-                except StopAsyncIteration:
-                    return
-                try:
-                    trial = self._registry.get(request.trial_id)
-                    if request.actor_id == -1 and not request.HasField("action"):
-                        waiter: Any = asyncio.shield(trial.ended)  # a watcher: only the end
-                    else:
-                        waiter = trial.humans.submit(request.actor_id, request.action.content)
-                except StatusError as error:
-                    await context.abort(error.code, error.message)
-                reply = await waiter
-            else:  # the trial ended while this client was idle
-                next_request.cancel()
-                assert trial is not None
-                reply = trial.ended.result()
-            if type(reply) is bytes:  # a tick's reply
-                yield reply
-                continue
-            if isinstance(reply, Aborted):
-                await context.abort(reply.error.code, reply.error.message)
-                return
-            yield reply.data if isinstance(reply, Last) else reply  # the end
-            return
-
-    async def Heartbeat(self, request: Any, context: Any) -> Any:
+        next_request: Optional[asyncio.Future[Any]] = None
         try:
-            self._registry.get(request.trial_id).humans.heartbeat()
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+            while True:
+                next_request = asyncio.ensure_future(requests.__anext__())
+                if trial is None:
+                    await asyncio.wait((next_request,))
+                else:  # between two actions, an idle client hears of the trial's end at once
+                    await asyncio.wait((next_request, trial.end.told), return_when=FIRST_COMPLETED)
+                if next_request.done():
+                    try:
+                        request = next_request.result()
+                    except StopAsyncIteration:
+                        return
+                    trial = self._registry.get(request.trial_id)
+                    if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
+                        reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
+                    else:
+                        reply = await trial.humans.submit(request.actor_id, request.action.content)
+                else:  # the trial ended while this client was idle
+                    assert trial is not None
+                    reply = trial.end.told.result()
+                yield _answer(reply)
+                if type(reply) is not bytes:  # the end
+                    return
+        finally:
+            # a client that goes away while idle is not an error: its pending read is dropped
+            if next_request is not None:
+                next_request.add_done_callback(_consume)
+                next_request.cancel()
+
+    @async_handler
+    async def Heartbeat(self, request: Any, context: Any) -> Any:
+        self._registry.get(request.trial_id).humans.heartbeat()
         return orchestrator_pb2.TrialHeartbeatReply()
 
+    @async_handler
     async def GiveFeedback(self, request: Any, context: Any) -> Any:
-        try:
-            self._registry.get(request.trial_id).give_feedback(request.feedbacks)
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        self._registry.get(request.trial_id).give_feedback(request.feedbacks)
         return orchestrator_pb2.TrialFeedbackReply()
 
+    @async_handler
     async def SendMessage(self, request: Any, context: Any) -> Any:
-        try:
-            trial = self._registry.get(request.trial_id)
-            trial.send_messages(request.messages, _session_id(context))
-        except StatusError as error:
-            await context.abort(error.code, error.message)
+        trial = self._registry.get(request.trial_id)
+        trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
 
 
-def _seen(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieves the outcome of a future nobody awaits (so asyncio does not report it)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _answer(reply: Reply) -> Any:
+    """What a waiting client call answers: a tick's encoded reply, the last one, or the
+    end; raises the status of a failed trial."""
+    if isinstance(reply, Aborted):
+        raise reply.error
+    return reply.data if isinstance(reply, Last) else reply
 
 
 class OrchestratorServer:
@@ -195,6 +187,8 @@ class OrchestratorServer:
         default_trial_params: replaces `settings.default_trial_params`.
         pre_hooks: replaces `settings.pre_hooks`.
         datalog_endpoint: replaces `settings.datalog.url` ("" turns the datalog off).
+        max_message_mb: the largest message a client may send, in MiB (None: no limit); a
+            larger one is refused with RESOURCE_EXHAUSTED. Replies are not limited.
     """
 
     def __init__(
@@ -204,9 +198,13 @@ class OrchestratorServer:
         default_trial_params: Optional[common_pb2.TrialParams] = None,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
+        if max_message_mb is not None and max_message_mb <= 0:
+            raise ConfigurationError(f"max_message_mb must be > 0, got {max_message_mb}")
+        self._max_message_mb = max_message_mb
         for name in ("actor_classes", "trial", "environment"):
             if not hasattr(settings, name):
                 raise ConfigurationError(f"the settings have no {name!r}: not a cog_settings?")
@@ -224,7 +222,6 @@ class OrchestratorServer:
         self.runtime = Runtime(
             settings=settings,
             endpoints=self.endpoints,
-            registry=self.registry,
             default_params=default_trial_params,
             pre_hooks=list(pre_hooks),
             datalog_endpoint=datalog_endpoint or None,
@@ -244,7 +241,9 @@ class OrchestratorServer:
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server = grpc.aio.server(
+            options=[*message_size_options(self._max_message_mb), _NO_REUSEPORT]
+        )
         _add_servicer(TrialServicer(self), server)
         try:
             bound = server.add_insecure_port(address)

@@ -1,10 +1,13 @@
-"""The statuses the orchestrator answers with, and their messages (the client maps them)."""
+"""The statuses the orchestrator answers with, and their messages (the client maps them).
+
+Every one is a `cogment.errors.StatusError`; `cogment.boundary` ends the call with it.
+"""
 
 from __future__ import annotations
 
 import grpc
 
-from cogment.errors import TRIAL_ABORTED  # the trial-end wordings are shared with the client
+from cogment.errors import TRIAL_ABORTED, StatusError  # trial-end wordings shared with the client
 
 TRIAL_NOT_FOUND = "trial {trial_id} not found"
 NO_ACTOR = "trial {trial_id}: no actor {actor_id}"
@@ -20,18 +23,6 @@ BAD_TRIAL_CONFIG = "the trial config does not parse as {type_name}"
 SHUTTING_DOWN = "the orchestrator is shutting down"
 
 
-class StatusError(Exception):
-    """A gRPC status to answer a client call with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"StatusError({self.code.name}, {self.message!r})"
-
-
 def not_found(message: str) -> StatusError:
     return StatusError(grpc.StatusCode.NOT_FOUND, message)
 
@@ -42,6 +33,10 @@ def failed_precondition(message: str) -> StatusError:
 
 def invalid_argument(message: str) -> StatusError:
     return StatusError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def unavailable(message: str) -> StatusError:
+    return StatusError(grpc.StatusCode.UNAVAILABLE, message)
 
 
 def aborted(trial_id: str, reason: str) -> StatusError:

@@ -14,9 +14,10 @@ tick t:
 7. one datalog sample for tick t.
 
 Observation bytes are forwarded as the environment sent them (snapshot or delta), never
-parsed. Any service failure ends the trial with a reason naming the service. Every way of
-ending calls `End` on the environment and on every agent once, then tells the waiting
-clients (at once when a service failed).
+parsed. Any service failure ends the trial with a reason naming the service. How the trial
+ended is `TrialEnd`'s alone (see ending.py); after every end, the trial delivers what is
+left, calls `End` on the environment and on every agent once, then tells the waiting
+clients (told at once when a service failed).
 """
 
 from __future__ import annotations
@@ -24,33 +25,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional
+
+import grpc
 
 from cogment.api import agent_pb2, common_pb2, environment_pb2, orchestrator_pb2
-from cogment.settings import HUMAN_ENDPOINT
+from cogment.constants import ENVIRONMENT_ID, HUMAN_ENDPOINT, NO_ACTOR_ID
+from cogment.errors import StatusError
 
 from . import params as trial_params
-from . import status, wire
-from .actors import Actor, Runtime, TrialFailure, discard, end_services, failure, uncancel
+from . import wire
+from .actors import Actor
+from .calls import discard, end_services, uncancel
 from .datalog import DatalogStream
-from .humans import OVER_REPLY, Aborted, Humans, Reply, make_snapshot
+from .ending import ENDED_BY_ENV, MAX_STEPS_REACHED, SHUTDOWN, TrialEnd, service_failure
+from .humans import Humans, make_snapshot
 from .rewards import FeedbackBook
-from .status import StatusError
+from .runtime import Runtime
 
 log = logging.getLogger("cogment.orchestrator")
 
-ENV_ID = -1  # the environment's id in messages
-ENDED_BY_CLIENT = "ended by a client"
-ENDED_BY_ENV = "the environment ended the trial"
-MAX_STEPS_REACHED = "max_steps ({max_steps}) reached"
-SHUTDOWN = "orchestrator shutdown"
-
-StartResult = Union[orchestrator_pb2.TrialStartReply, StatusError]
 Routed = Optional[dict[int, list[common_pb2.Message]]]  # messages by receiver id
 
 
 class Trial:
-    """One trial; `run` is its task. The other methods serve client calls (event loop only)."""
+    """One trial; `run` is its task. The other methods serve client calls (event loop only).
+
+    Args:
+        runtime: what every trial shares.
+        trial_id, user_id: the trial's id, and the user id its starting client gave.
+        config: the trial config the starting client gave (None: the default one).
+        session_id: the starting client's session.
+        on_over: called once with (trial id, reason, failed) when the trial is over.
+    """
 
     def __init__(
         self,
@@ -59,6 +66,7 @@ class Trial:
         user_id: str,
         config: Optional[common_pb2.TrialConfig],
         session_id: str,
+        on_over: Callable[[str, str, bool], None],
     ) -> None:
         self.id = trial_id
         self.user_id = user_id
@@ -87,34 +95,39 @@ class Trial:
         self._env_messages: Optional[asyncio.Task[None]] = None
         self._final: list[Any] = []  # deliveries to agents after the last tick
         self._datalog: Optional[DatalogStream] = None
-        self.inactivity_timer: Optional[asyncio.TimerHandle] = None
-        # the end
-        self.over = False
-        self.reason = ""
-        self.failed = False
-        self.started: asyncio.Future[StartResult] = self._loop.create_future()
-        self.ended: asyncio.Future[Reply] = self._loop.create_future()
-        self.task: Optional[asyncio.Task[None]] = None
+        self._task: Optional[asyncio.Task[None]] = None
+        self.end = TrialEnd(trial_id, self.humans, on_over, self._interrupt)
+        """How the trial ended, and who is told: the only writer of its end."""
 
     # ------------------------------------------------------------------ the trial's task
+
+    def launch(self) -> asyncio.Task[None]:
+        """Starts the trial's task (once) and returns it."""
+        if self._task is None:
+            self._task = self._loop.create_task(self.run(), name=f"trial {self.id}")
+        return self._task
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Waits (at most `timeout` s) until the trial's task has closed it: its services got
+        their End and its clients were told."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=timeout)
+
+    def _interrupt(self) -> None:
+        """Stops the task of a trial ended from outside it."""
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
 
     async def run(self) -> None:
         """The whole life of the trial."""
         try:
             await self._start()
             await self._tick_loop()
-        except asyncio.CancelledError:
-            # ended from outside (client End, inactivity, shutdown): already marked over
+        except asyncio.CancelledError:  # ended from outside (its reason is recorded already)
             uncancel()
-            if not self.over:
-                self._mark_over(SHUTDOWN)
-        except StatusError as error:  # invalid parameters (from a pre-trial hook)
-            self._mark_over(error.message, failed=True, start_error=error)
-        except TrialFailure as error:
-            self._mark_over(error.reason, failed=True)
-        except Exception as error:
-            log.exception("trial %s: internal error", self.id)
-            self._mark_over(f"orchestrator internal error: {error!r}", failed=True)
+            self.end.finish(SHUTDOWN)
+        except Exception as error:  # a failing service, a refused start, a bug of ours
+            self.end.finish_by(error)
         finally:
             await self._close()
 
@@ -136,16 +149,19 @@ class Trial:
             self._datalog.open(params)
 
         self._env_started = True
+        # a config is on the wire only when the parameters have one (0.5 services decode any
+        # config present with their config type)
+        trial_config = params.trial_config if params.HasField("trial_config") else None
         request = environment_pb2.EnvStartRequest(
             trial_id=self.id,
-            config=params.environment.config,
+            config=params.environment.config if params.environment.HasField("config") else None,
             actor_counts=self.actor_counts,
-            trial_config=params.trial_config,
+            trial_config=trial_config,
         )
         try:
             raw = await self._env_start(request, timeout=timeout)
         except Exception as error:
-            raise failure(self._env_where, "Start", error, timeout) from None
+            raise service_failure(self._env_where, "Start", error, timeout) from None
         self._set_observations(self._read_env_reply("Start", raw))
 
         calls = []
@@ -156,28 +172,29 @@ class Trial:
                 actor_id=agent.id,
                 config=agent.config,
                 actor_counts=self.actor_counts,
-                trial_config=params.trial_config,
+                trial_config=trial_config,
             )
             calls.append(agent.stub.Start(agent_request, timeout=timeout))
         results = await asyncio.gather(*calls, return_exceptions=True)
         for agent, result in zip(self._agents, results):
             if isinstance(result, BaseException):
-                raise failure(agent.describe(), "Start", result, timeout)
+                raise service_failure(agent.describe(), "Start", result, timeout)
 
         self._steps = self._next_steps(self._observations(), {}, None)  # Decide(0) at once
         answer = orchestrator_pb2.TrialStartReply(
-            trial_id=self.id, actor_id=-1, actor_counts=self.actor_counts
+            trial_id=self.id, actor_id=NO_ACTOR_ID, actor_counts=self.actor_counts
         )
         if self.humans:
             slot = self.humans.slots[0]  # the starting client holds the first human slot
             self.humans.hold(slot, self._session_id)
             answer.actor_id = slot.actor.id
-            answer.human_config.CopyFrom(slot.actor.config)
+            if slot.actor.config is not None:
+                answer.human_config.CopyFrom(slot.actor.config)
             answer.observation.CopyFrom(self._current_observation(slot.actor))
             if params.max_inactivity:
-                rt.registry.watch_inactivity(self, float(params.max_inactivity))
+                self.end.watch_inactivity(float(params.max_inactivity), self.humans.idle_for)
         log.info("trial %s started", self.id)
-        self.started.set_result(answer)
+        self.end.started_with(answer)
 
     async def _tick_loop(self) -> None:
         timeout = self._rt.response_timeout
@@ -199,7 +216,7 @@ class Trial:
                 try:
                     decided = await step
                 except Exception as error:
-                    raise failure(agent.describe(), "Decide", error, timeout) from None
+                    raise service_failure(agent.describe(), "Decide", error, timeout) from None
                 actions[agent.id] = decided.action.content
                 if decided.feedbacks:
                     self._book.add(decided.feedbacks, tick)
@@ -218,12 +235,12 @@ class Trial:
             try:
                 raw = await self._env_update(request, timeout=timeout)
             except Exception as error:
-                raise failure(self._env_where, "Update", error, timeout) from None
+                raise service_failure(self._env_where, "Update", error, timeout) from None
             update = self._read_env_reply("Update", raw)
             if update.feedbacks:
                 self._book.add(update.feedbacks, tick)
             if update.messages:
-                self._collect(update.messages, ENV_ID)
+                self._collect(update.messages, ENVIRONMENT_ID)
             previous = self._obs_set
             self._set_observations(update)
             rewards = self._book.close_tick()
@@ -241,7 +258,7 @@ class Trial:
                 self._steps = self._next_steps(observations, rewards, routed)
             else:
                 self._final = self._next_steps(None, rewards, routed)
-            env_messages = routed.get(ENV_ID) if routed else None
+            env_messages = routed.get(ENVIRONMENT_ID) if routed else None
             if env_messages:
                 self._env_messages = self._loop.create_task(self._env_on_message(env_messages))
             if humans:
@@ -252,7 +269,7 @@ class Trial:
                 if ending is not None:
                     self._datalog.last(self._obs_set.observation_set())
             if ending is not None:
-                self._mark_over(ending)
+                self.end.finish(ending)
                 return
 
     async def _close(self) -> None:
@@ -262,22 +279,62 @@ class Trial:
         if self._env_messages is not None:
             final.append(self._env_messages)
             self._env_messages = None
-        if self.failed:
+        failed = self.end.failed
+        if failed:
             steps += final
             final = []
         for step in steps:
             discard(step)
-        if final:
-            results = await asyncio.gather(*final, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    log.debug("trial %s: a last delivery failed: %s", self.id, result)
+        await self._deliver(final)
+        if not failed:  # then what was given after the last tick (a client's end())
+            await self._deliver(self._leftovers())
         timeout = self._rt.end_timeout
         env = (self._env_stub, self._env_where) if self._env_started else None
         agents = [agent for agent in self._agents if agent.started]
         await end_services(self.id, env, agents, timeout)
+        self.end.tell_clients()
         if self._datalog is not None:
             await self._datalog.close(timeout)
+
+    async def _deliver(self, deliveries: list[Any]) -> None:
+        """Awaits the last deliveries to services; their failures are only logged."""
+        if not deliveries:
+            return
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.debug("trial %s: a last delivery failed: %s", self.id, result)
+
+    def _leftovers(self) -> list[Any]:
+        """Deliveries of the feedback and messages no tick delivered (a client's last ones,
+        sent with its `end()`): every agent's rewards of the ticks still open and its
+        messages, the environment's messages; each before the services' End."""
+        by_tick = self._book.close_all()
+        routed = self._route()
+        deliveries: list[Any] = []
+        for agent in self._agents:
+            if not agent.started:
+                continue
+            rewards = [(tick, r[agent.id]) for tick, r in by_tick if agent.id in r]
+            messages = routed.get(agent.id) if routed else None
+            if rewards or messages:
+                deliveries.append(self._loop.create_task(self._last_step(agent, rewards, messages)))
+        env_messages = routed.get(ENVIRONMENT_ID) if routed else None
+        if env_messages and self._env_started:
+            deliveries.append(self._loop.create_task(self._env_on_message(env_messages)))
+        return deliveries
+
+    async def _last_step(
+        self,
+        agent: Actor,
+        rewards: list[tuple[int, agent_pb2.Reward]],
+        messages: Optional[list[common_pb2.Message]],
+    ) -> None:
+        """An agent's rewards (in tick order) and messages after the trial's last tick."""
+        for tick, reward in rewards:
+            await self._agent_step(agent, reward, None, None, tick)
+        if messages:
+            await self._agent_step(agent, None, messages, None, self._tick)
 
     # ------------------------------------------------------------------ tick helpers
 
@@ -313,7 +370,9 @@ class Trial:
         try:
             return wire.read_env_reply(raw)
         except ValueError as error:
-            raise TrialFailure(f"{self._env_where}: malformed {method} reply: {error}") from None
+            raise StatusError(
+                grpc.StatusCode.ABORTED, f"{self._env_where}: malformed {method} reply: {error}"
+            ) from None
 
     def _set_observations(self, obs_set: wire.EnvReply) -> None:
         """Takes the environment's ObservationSet as the current one, after checking it."""
@@ -323,9 +382,10 @@ class Trial:
         if not index and n_obs == 1:
             index = [0] * n_actors  # one observation for everyone
         if len(index) != n_actors or (index and (max(index) >= n_obs or min(index) < 0)):
-            raise TrialFailure(
+            raise StatusError(
+                grpc.StatusCode.ABORTED,
                 f"{self._env_where}: its ObservationSet has {n_obs} observations and "
-                f"actors_map {list(obs_set.actors_map)} for {n_actors} actors"
+                f"actors_map {list(obs_set.actors_map)} for {n_actors} actors",
             )
         if not obs_set.timestamp:
             obs_set.timestamp = time.time_ns()
@@ -404,17 +464,17 @@ class Trial:
                 return None
             return await agent.decide(request, timeout=timeout)  # type: ignore[no-any-return]
         except Exception as error:
-            raise failure(agent.describe(), method, error, timeout) from None
+            raise service_failure(agent.describe(), method, error, timeout) from None
 
     async def _env_on_message(self, messages: list[common_pb2.Message]) -> None:
         request = environment_pb2.EnvOnMessageRequest(
-            trial_id=self.id, actor_id=ENV_ID, messages=messages
+            trial_id=self.id, actor_id=ENVIRONMENT_ID, messages=messages
         )
         timeout = self._rt.response_timeout
         try:
             await self._env_stub.OnMessage(request, timeout=timeout)
         except Exception as error:
-            raise failure(self._env_where, "OnMessage", error, timeout) from None
+            raise service_failure(self._env_where, "OnMessage", error, timeout) from None
 
     def _collect(self, messages: Any, sender: int) -> None:
         for message in messages:
@@ -435,47 +495,6 @@ class Trial:
             else:
                 log.debug("trial %s: message for unknown receiver %d dropped", self.id, receiver)
         return routed
-
-    # ------------------------------------------------------------------ the end
-
-    def end(self, reason: str) -> None:
-        """Ends the trial from outside its task (client End, inactivity, shutdown)."""
-        if self.over:
-            return
-        self._mark_over(reason)
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
-
-    def _mark_over(
-        self, reason: str, failed: bool = False, start_error: Optional[StatusError] = None
-    ) -> None:
-        """The trial is over: retire it (once); tell the clients now if it failed."""
-        if self.over:
-            return
-        self.over = True
-        self.reason = reason
-        self.failed = failed
-        self._rt.registry.retire(self.id, reason, failed)
-        if self.inactivity_timer is not None:
-            self.inactivity_timer.cancel()
-            self.inactivity_timer = None
-        if not self.started.done():
-            self.started.set_result(start_error or status.aborted(self.id, reason))
-        self.humans.stop_waiting()
-        if failed:  # nothing to wait for from a failed service: tell the clients at once
-            log.warning("trial %s ended: %s", self.id, reason)
-            self.notify()
-        else:
-            log.info("trial %s ended: %s", self.id, reason)
-
-    def notify(self) -> None:
-        """Tells every waiting client that the trial is over (once). After a normal end this
-        runs when the task is done, so clients learn of the end after the services did."""
-        if self.ended.done():
-            return
-        answer: Reply = Aborted(status.aborted(self.id, self.reason)) if self.failed else OVER_REPLY
-        self.humans.notify(answer)
-        self.ended.set_result(answer)
 
     # ------------------------------------------------------------------ client calls
 

@@ -71,7 +71,7 @@ class CityEnv(cogment.Environment):
         # tick 0: one observation for everyone (a copy: update() goes on changing self.city)
         return copy_of(self.city)
 
-    def update(self, actions: Any) -> cogment.ObservationsTable:
+    def update(self, actions: Any) -> cogment.ObservationTable:
         city, driver = self.city, self.trial.actors.driver[0]
         before = [copy_of(p) for p in city.pedestrians]
         car_before = copy_of(city.car)

@@ -169,7 +169,9 @@ def test_start_trial_checks_its_arguments(
         conn.start_trial("driver")
     with pytest.raises(TypeError, match=r"testproject\.TrialConfig.*testproject\.EnvConfig"):
         conn.start_trial("player", trial_cfg=conn.settings.environment.config_type())
-    with pytest.raises(ConfigurationError, match="plugins"):
+    with pytest.raises(
+        ConfigurationError, match=r"a plugin must have a start_trial\(trial\) method, got 'x'"
+    ):
         conn.start_trial("player", plugins=["x"])
     assert fake.methods() == []
     conn.start_trial("player", trial_cfg=conn.settings.trial.config_type(rounds=5), user_id="u")

@@ -44,7 +44,7 @@ def test_max_steps(orchestrator: Start, connect: Connect, services: Services) ->
     assert trial.is_over and obs.turn == 5 and trial.tick_id == 5  # the final observation
     assert trial.end_reason == "max_steps (5) reached" and trial.error is None
     assert ends.called.wait(5)
-    assert ends.calls[0][0] is trial and ends.calls[0][1] != threading.current_thread().name
+    assert ends.calls[0].thread != threading.current_thread().name
     with pytest.raises(TrialEndedError, match=f"trial {trial.id} is over"):
         trial.do_action(Move(cell=0))
     trial.end()  # a no-op now

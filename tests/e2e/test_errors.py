@@ -118,7 +118,7 @@ def test_failing_services_end_only_their_trial(
     env_fails = conn.start_trial("player", user_id="fail-env:3")
     agent_fails = conn.start_trial("player", user_id="fail-agent")
     ended = threading.Event()
-    env_fails.set_on_trial_end_event_listener(lambda trial: ended.set())
+    env_fails.set_on_trial_end_event_listener(lambda: ended.set())
     for t in range(3):
         for trial in (healthy, env_fails, agent_fails):
             if t == 2 and trial is agent_fails:

@@ -155,7 +155,7 @@ def test_a_second_human_joins(
         got = texts(results[1].messages)
         assert ((0, "hello second") in got) == (t == 2)
     ended = threading.Event()
-    second.set_on_trial_end_event_listener(lambda trial: ended.set())
+    second.set_on_trial_end_event_listener(lambda: ended.set())
     first.end()
     assert ended.wait(5)  # the second client's heartbeat learns it
     assert second.is_over and second.end_reason == "ended by a client" and second.error is None
@@ -178,7 +178,7 @@ def test_a_streaming_client_learns_the_end_while_idle(
     worker.join(10)
     assert second.tick_id == 1
     ended = threading.Event()
-    second.set_on_trial_end_event_listener(lambda trial: ended.set())
+    second.set_on_trial_end_event_listener(lambda: ended.set())
     first.end()
     assert ended.wait(5)
     assert second.end_reason == "ended by a client"

@@ -15,7 +15,8 @@ sys.path.insert(0, sys.argv[1])
 import cog_settings as s
 from cogment.settings import ActorClass
 player, watcher = s.actor_classes.player, s.actor_classes.watcher
-table = s.ObservationsTable([2, 1])
+table = s.ObservationTable([2, 1])
+assert s.ObservationsTable is s.ObservationTable
 table.player[0] = player.observation_delta(cell=1, value=2)
 table.player[1] = player.observation_space(cells=[1])
 table.watcher[0].snapshot = watcher.observation_space()
@@ -42,6 +43,8 @@ print(json.dumps({
     "trial": s.trial.config_type.FromString(params.trial_config.content).rounds,
     "actors": [[a.actor_class, a.endpoint, a.config.content.decode(errors="replace")]
                for a in params.actors],
+    "present": [params.HasField("trial_config"), params.environment.HasField("config"),
+                *(a.HasField("config") for a in params.actors)],
 }))
 """
 
@@ -100,6 +103,7 @@ def test_generated_settings_expose_the_project(tmp_path: Path) -> None:
         ["watcher", "grpc://127.0.0.1:9001"],
     ]
     assert "alice" in data["actors"][1][2]
+    assert data["present"] == [True, True, False, True, False]  # configs only where given
 
 
 def test_generate_twice_overwrites(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from cogment.errors import ConfigurationError
+from cogment.errors import ConfigurationError, LifecycleError
 from cogment.orchestrator import Orchestrator
 from tests.orchestrator.conftest import TIMEOUT, act, start_trial
 from tests.orchestrator.raw import RawHooks
@@ -208,3 +208,14 @@ def test_two_orchestrators_in_one_process(project, orchestrator, trial_stub):
     for _ in range(5):
         replies = [act(stub, trial.trial_id, 0) for stub, trial in zip(stubs, trials)]
     assert all(reply.trial_is_over for reply in replies)
+
+
+def test_an_orchestrator_starts_once(cog_settings):
+    orch = Orchestrator(cog_settings, port=0)
+    orch.start()
+    with pytest.raises(LifecycleError, match=r"Orchestrator\.start\(\): .* already started$"):
+        orch.start()
+    orch.stop()
+    orch.stop()  # idempotent
+    with pytest.raises(LifecycleError, match="already stopped; make a new Orchestrator"):
+        orch.start()

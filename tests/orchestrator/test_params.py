@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from cogment.api import common_pb2
+from cogment.errors import StatusError
 from cogment.orchestrator import params
-from cogment.orchestrator.status import StatusError
 
 
 def valid(cog_settings: Any) -> common_pb2.TrialParams:

@@ -242,3 +242,45 @@ def test_one_channel_per_endpoint_for_all_trials(orchestrator, trial_stub, raw_s
         action(stub, started.trial_id)
     assert len(orch._server.endpoints) == 2  # the env's and the agents' (shared by all)
     assert {r.trial_id for r in agent.of("Start")} == {t.trial_id for t in trials}
+
+
+def _presence(request: Any) -> tuple[bool, ...]:
+    """Which config sub-messages a Start request or TrialParams carries."""
+    if isinstance(request, common_pb2.TrialParams):
+        return (
+            request.HasField("trial_config"),
+            request.environment.HasField("config"),
+            *(actor.HasField("config") for actor in request.actors),
+        )
+    return (request.HasField("config"), request.HasField("trial_config"))
+
+
+def test_configs_are_on_the_wire_only_when_given(orchestrator, trial_stub, raw_server):
+    """A 0.5 service decodes any config present with its class's config_type (and crashes
+    without one): absent configs stay absent everywhere, given ones (even empty) present."""
+    env, agent = RawEnv(), RawAgent()
+    hooks = RawHooks(lambda context: None)
+    params = raw_params(raw_server(env), [("player", "human"), ("watcher", raw_server(agent))])
+    stub = trial_stub(orchestrator(params, pre_hooks=[raw_server(hooks)]))
+    started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
+    assert not started.HasField("human_config")
+    assert _presence(hooks.of("PreTrial")[0].params) == (False, False, False, False)
+    assert _presence(env.of("Start")[0]) == (False, False)
+    assert _presence(agent.of("Start")[0]) == (False, False)
+    stub.End(orchestrator_pb2.TrialEndRequest(trial_id=started.trial_id), timeout=TIMEOUT)
+
+    given = raw_params(
+        raw_server(RawEnv()), [("player", "human"), ("watcher", raw_server(RawAgent()))]
+    )
+    for field in (given.trial_config, given.environment.config, *(a.config for a in given.actors)):
+        field.SetInParent()  # present, with every field at its default
+    env, agent = RawEnv(), RawAgent()
+    given.environment.endpoint = raw_server(env)
+    given.actors[1].endpoint = raw_server(agent)
+    stub = trial_stub(orchestrator(given, pre_hooks=[raw_server(hooks)]))
+    started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
+    assert started.HasField("human_config")
+    assert _presence(hooks.of("PreTrial")[1].params) == (True, True, True, True)
+    assert _presence(env.of("Start")[0]) == (True, True)
+    assert _presence(agent.of("Start")[0]) == (True, True)
+    stub.End(orchestrator_pb2.TrialEndRequest(trial_id=started.trial_id), timeout=TIMEOUT)
