@@ -27,3 +27,7 @@ def message_size_options(max_receive_mb: "float | None") -> list[tuple[str, int]
     no limit) and sends messages of any size."""
     limit = -1 if max_receive_mb is None else int(max_receive_mb * 1024 * 1024)
     return [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", limit)]
+
+
+MAX_ACTORS = 10_000
+"""The most actors a trial may have (what a service or the orchestrator accepts)."""

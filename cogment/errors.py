@@ -87,6 +87,8 @@ _ERROR_CLASSES: dict[grpc.StatusCode, type[CogmentRpcError]] = {
 TRIAL_ENDED = "trial {trial_id} has ended: {reason}"  # NOT_FOUND, later calls, normal end
 TRIAL_FAILED = "trial {trial_id} failed: {reason}"  # NOT_FOUND, later calls, after a failure
 TRIAL_ABORTED = "trial {trial_id} ended: {reason}"  # ABORTED, the calls waiting at the failure
+WRONG_SLOT_CLASS = "trial {trial_id}: actor {actor_id} is of class {slot!r}, not {requested!r}"
+"""A client asked for a slot of another class (the orchestrator refuses it, or the client)."""
 _TRIAL_END = re.compile(r"^trial \S+ (has ended|failed|ended): (.*)$", re.DOTALL)
 
 

@@ -10,6 +10,7 @@ with the gRPC status the server answers with.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -18,6 +19,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from cogment.api import common_pb2, environment_pb2
+from cogment.constants import CURRENT_TICK, MAX_ACTORS
 from cogment.delta import ActionsTable, ObservationTable, apply_delta
 from cogment.errors import StatusError
 from cogment.hooks import ActorParameters, EnvironmentParameters, TrialParameters
@@ -83,10 +85,12 @@ def make_feedback(
     user_data: UserData = None,
 ) -> common_pb2.Feedback:
     """A Feedback for the actor `actor_id` (`tick_id` -1: the current tick)."""
-    if tick_id < -1:
+    if tick_id < CURRENT_TICK:
         raise ValueError(f"tick_id must be -1 (the current tick) or a tick id, got {tick_id}")
-    if not confidence >= 0.0:
-        raise ValueError(f"confidence must be >= 0, got {confidence}")
+    if not math.isfinite(value):
+        raise ValueError(f"value must be a finite number, got {value}")
+    if not (math.isfinite(confidence) and confidence >= 0.0):
+        raise ValueError(f"confidence must be a finite number >= 0, got {confidence}")
     return common_pb2.Feedback(
         actor_id=actor_id,
         agent_id=id_in_class,
@@ -106,16 +110,37 @@ def pack_payload(user_data: Message) -> any_pb2.Any:
     return payload
 
 
+def check_actor_counts(
+    actor_classes: ActorClassList, actor_counts: Sequence[int], trial_id: str
+) -> None:
+    """Raises INVALID_ARGUMENT for `actor_counts` that do not fit the project: one count per
+    class, none negative, at most MAX_ACTORS in all."""
+    counts = list(actor_counts)
+    if len(counts) != len(actor_classes):
+        raise StatusError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"trial {trial_id}: actor_counts {counts} has {len(counts)} "
+            f"entries, the project has {len(actor_classes)} actor classes ({', '.join(actor_classes.ids)})",
+        )
+    if any(count < 0 for count in counts):
+        raise StatusError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"trial {trial_id}: actor_counts {counts}: a count is negative",
+        )
+    if sum(counts) > MAX_ACTORS:
+        raise StatusError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"trial {trial_id}: actor_counts {counts}: {sum(counts)} actors, more than a "
+            f"trial may have ({MAX_ACTORS})",
+        )
+
+
 def class_of_actor(
     actor_classes: ActorClassList, actor_counts: Sequence[int], actor_id: int, trial_id: str
 ) -> tuple[ActorClass, int]:
-    """The class of the actor `actor_id` and its index within that class."""
-    if len(actor_counts) != len(actor_classes):
-        raise StatusError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"trial {trial_id}: actor_counts {list(actor_counts)} has {len(actor_counts)} "
-            f"entries, the project has {len(actor_classes)} actor classes ({', '.join(actor_classes.ids)})",
-        )
+    """The class of the actor `actor_id` and its index within that class (the counts
+    checked with `check_actor_counts`)."""
+    check_actor_counts(actor_classes, actor_counts, trial_id)
     start = 0
     for actor_class, count in zip(actor_classes, actor_counts):
         if start <= actor_id < start + count:

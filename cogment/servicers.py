@@ -28,7 +28,7 @@ from cogment.api import (
     hooks_pb2,
     hooks_pb2_grpc,
 )
-from cogment.boundary import handler
+from cogment.boundary import add_service, handler
 from cogment.delta import actions_table_type
 from cogment.environment import Environment
 from cogment.errors import ConfigurationError, StatusError
@@ -36,6 +36,7 @@ from cogment.hooks import TrialHooks
 from cogment.protocol import (
     SnapshotKeeper,
     actor_class_list,
+    check_actor_counts,
     class_of_actor,
     decode_config,
     pack_observations,
@@ -269,8 +270,7 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
     def Start(self, request: Any, context: Any) -> Any:
         trial_id, settings = request.trial_id, self._settings
         counts = list(request.actor_counts)
-        if len(counts) != len(settings.actor_classes):
-            class_of_actor(settings.actor_classes, counts, 0, trial_id)  # raises the error
+        check_actor_counts(settings.actor_classes, counts, trial_id)
         self._sessions.check_new(trial_id)
         config = decode_config(
             settings.environment.config_type,
@@ -420,6 +420,12 @@ def _check_agent_type(agent_type: type[Agent], actor_classes: ActorClassList) ->
         )
 
 
+def _adder(module: Any, service: str) -> Callable[[Any, Any], None]:
+    """What adds a servicer of `service` (of the proto `module`) to a grpc server."""
+    descriptor = module.DESCRIPTOR.services_by_name[service]
+    return lambda servicer, server: add_service(server, descriptor, servicer)
+
+
 def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any, Any], None]]:
     """The servicer for a user class, and the function that adds it to a grpc server."""
     if not isinstance(getattr(settings, "actor_classes", None), ActorClassList):
@@ -440,15 +446,15 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
         )
     if issubclass(service_type, Agent):
         _check_agent_type(service_type, settings.actor_classes)
-        return AgentServicer(service_type, settings), agent_pb2_grpc.add_AgentServicer_to_server
+        return AgentServicer(service_type, settings), _adder(agent_pb2, "Agent")
     if issubclass(service_type, Environment):
         return (
             EnvironmentServicer(service_type, settings),
-            environment_pb2_grpc.add_EnvironmentServicer_to_server,
+            _adder(environment_pb2, "Environment"),
         )
     if issubclass(service_type, TrialHooks):
         return (
             TrialHooksServicer(service_type, settings),
-            hooks_pb2_grpc.add_TrialHooksServicer_to_server,
+            _adder(hooks_pb2, "TrialHooks"),
         )
     raise ConfigurationError(f"GrpcServer: {name} is not a subclass of {bases}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import types
 
@@ -52,8 +53,12 @@ def test_feedback_made_during_a_call_gets_its_tick(
     ]
     assert [(m.sender_id, m.receiver_id) for m in messages] == [(1, 1)]
     assert outbox.drain(outbox.mark(), 8) == ((), ())
-    with pytest.raises(ValueError, match="confidence must be >= 0"):
+    with pytest.raises(ValueError, match=r"confidence must be a finite number >= 0, got -1\.0"):
         trial.actors[0].add_feedback(1.0, -1.0)
+    with pytest.raises(ValueError, match="confidence must be a finite number >= 0, got inf"):
+        trial.actors[0].add_feedback(1.0, math.inf)
+    with pytest.raises(ValueError, match="value must be a finite number, got nan"):
+        trial.actors[0].add_feedback(math.nan, 1.0)
     with pytest.raises(ValueError, match="tick_id must be -1"):
         trial.actors[0].add_feedback(1.0, 1.0, tick_id=-2)
 

@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
 from cogment.delta import apply_delta
+from cogment.errors import WRONG_SLOT_CLASS
 
 from . import status, wire
 from .actors import Actor
@@ -168,10 +169,22 @@ class Humans:
             slot.session_ids.append(session_id)
         self.last_activity = self._loop.time()
 
-    def join(self, actor_id: int, session_id: str) -> HumanSlot:
+    def join(self, actor_id: int, session_id: str, actor_class: str = "") -> HumanSlot:
         """A client joins the free human slot `actor_id`, or takes back the slot its session
-        holds (a client that lost its connection and came back with its session id)."""
+        holds (a client that lost its connection and came back with its session id); when
+        it says which class it plays (`actor_class`, "" when it does not), the slot must be
+        of that class."""
         slot = self.slot(actor_id)
+        slot_class = slot.actor.actor_class.id
+        if actor_class and actor_class != slot_class:
+            raise status.invalid_argument(
+                WRONG_SLOT_CLASS.format(
+                    trial_id=self._trial_id,
+                    actor_id=actor_id,
+                    slot=slot_class,
+                    requested=actor_class,
+                )
+            )
         if slot.joined and not (session_id and session_id in slot.session_ids):
             raise status.failed_precondition(
                 status.ALREADY_JOINED.format(trial_id=self._trial_id, actor_id=actor_id)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
-from cogment.constants import HUMAN_ENDPOINT
+from cogment.constants import HUMAN_ENDPOINT, MAX_ACTORS
 from cogment.settings import ActorClassList, is_grpc_endpoint
 
 from .ending import service_failure
@@ -43,6 +43,11 @@ def problems(params: common_pb2.TrialParams, settings: Any) -> list[str]:
         found.append(f"trial_config {error}")
     if not params.actors:
         found.append("actors is empty (a trial needs at least one actor)")
+    if len(params.actors) > MAX_ACTORS:
+        found.append(
+            f"actors has {len(params.actors)} entries, more than a trial may have ({MAX_ACTORS})"
+        )
+        return found
     for i, actor in enumerate(params.actors):
         actor_class = classes.get(actor.actor_class)
         if actor_class is None:

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 
 from cogment.api import agent_pb2, common_pb2
 
+from .checks import feedback_problem
+
 
 def combine(feedbacks: Sequence[common_pb2.Feedback]) -> agent_pb2.Reward:
     """The Reward made of `feedbacks` (all for the same actor and tick)."""
@@ -50,18 +52,18 @@ class FeedbackBook:
 
     def add(self, feedbacks: Iterable[common_pb2.Feedback], default_tick: int) -> int:
         """Files feedbacks; tick_id -1 means `default_tick`. Returns how many were dropped
-        (unknown target actor)."""
+        (see `checks.feedback_problem`: an unknown target, a value or confidence that is not
+        a finite number)."""
         dropped = 0
         for feedback in feedbacks:
-            target = feedback.actor_id
-            if target >= self._n_actors:
+            if feedback_problem(feedback, self._n_actors) is not None:
                 dropped += 1
                 continue
             tick = feedback.tick_id
             if tick < 0:
                 tick = default_tick
                 feedback.tick_id = tick
-            feedback.agent_id = self._class_index[target]
+            feedback.agent_id = self._class_index[feedback.actor_id]
             if tick < self.tick:
                 if self._keep_late:
                     self._late.append(feedback)

@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
 
 import grpc
-from google.protobuf import message_factory
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from cogment.boundary import async_handler, async_stream_handler
+from cogment.boundary import add_service, async_handler, async_stream_handler, check_request
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB, NO_ACTOR_ID, message_size_options
 from cogment.errors import ConfigurationError, StatusError
 from cogment.version import version_entries
@@ -37,13 +36,20 @@ log = logging.getLogger("cogment.orchestrator")
 _NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
 SESSION_KEY = "session_id"
+ACTOR_CLASS_KEY = "actor_class"  # Join: the class the client plays (cogment-py clients send it)
+_TRIAL_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
+
+
+def _metadata(context: grpc.aio.ServicerContext, name: str) -> str:
+    """The value of the call's metadata `name` ("" when absent)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return value if isinstance(value, str) else value.decode()
+    return ""
 
 
 def _session_id(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == SESSION_KEY:
-            return value if isinstance(value, str) else value.decode()
-    return ""
+    return _metadata(context, SESSION_KEY)
 
 
 class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
@@ -96,7 +102,8 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
     @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
         trial = self._registry.get(request.trial_id)
-        return trial.join(request.actor_id, _session_id(context))
+        actor_class = _metadata(context, ACTOR_CLASS_KEY)
+        return trial.join(request.actor_id, _session_id(context), actor_class)
 
     @async_handler
     async def End(self, request: Any, context: Any) -> Any:
@@ -130,6 +137,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
                         request = next_request.result()
                     except StopAsyncIteration:
                         return
+                    check_request(request)
                     trial = self._registry.get(request.trial_id)
                     if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
                         reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
@@ -244,7 +252,8 @@ class OrchestratorServer:
         server = grpc.aio.server(
             options=[*message_size_options(self._max_message_mb), _NO_REUSEPORT]
         )
-        _add_servicer(TrialServicer(self), server)
+        # replies may be bytes already encoded by `wire` (the hot path) as well as messages
+        add_service(server, _TRIAL_SERVICE, TrialServicer(self), wire.serialize)
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:
@@ -284,28 +293,3 @@ def _check_bindable(host: str, port: int, address: str) -> None:
             raise ConfigurationError(
                 f"cannot listen on {address}: {error.strerror or error}"
             ) from None
-
-
-def _add_servicer(servicer: TrialServicer, server: grpc.aio.Server) -> None:
-    """Registers `cogment.Trial` like the generated code does, except that replies may be
-    bytes already encoded by `wire` (the hot path) as well as messages."""
-    service = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
-    handlers = {}
-    for method in service.methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
-        if method.client_streaming and method.server_streaming:
-            make = grpc.stream_stream_rpc_method_handler
-        elif not (method.client_streaming or method.server_streaming):
-            make = grpc.unary_unary_rpc_method_handler
-        else:  # not in the protocol
-            raise TypeError(f"cogment.Trial.{method.name}: unexpected streaming kind")
-        handlers[method.name] = make(
-            getattr(servicer, method.name),
-            request_deserializer=request_type.FromString,
-            response_serializer=wire.serialize,
-        )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
-    )
-    if hasattr(server, "add_registered_method_handlers"):
-        server.add_registered_method_handlers(service.full_name, handlers)

@@ -37,6 +37,7 @@ from . import params as trial_params
 from . import wire
 from .actors import Actor
 from .calls import discard, end_services, uncancel
+from .checks import check_feedbacks, check_messages
 from .datalog import DatalogStream
 from .ending import ENDED_BY_ENV, MAX_STEPS_REACHED, SHUTDOWN, TrialEnd, service_failure
 from .humans import Humans, make_snapshot
@@ -219,7 +220,7 @@ class Trial:
                     raise service_failure(agent.describe(), "Decide", error, timeout) from None
                 actions[agent.id] = decided.action.content
                 if decided.feedbacks:
-                    self._book.add(decided.feedbacks, tick)
+                    self._file_feedback(decided.feedbacks, tick, agent.describe())
                 if decided.messages:
                     self._collect(decided.messages, agent.id)
 
@@ -238,7 +239,7 @@ class Trial:
                 raise service_failure(self._env_where, "Update", error, timeout) from None
             update = self._read_env_reply("Update", raw)
             if update.feedbacks:
-                self._book.add(update.feedbacks, tick)
+                self._file_feedback(update.feedbacks, tick, self._env_where)
             if update.messages:
                 self._collect(update.messages, ENVIRONMENT_ID)
             previous = self._obs_set
@@ -476,6 +477,18 @@ class Trial:
         except Exception as error:
             raise service_failure(self._env_where, "OnMessage", error, timeout) from None
 
+    def _file_feedback(self, feedbacks: Any, tick: int, source: str) -> None:
+        """Files a service's feedback; what cannot count is dropped and logged."""
+        dropped = self._book.add(feedbacks, tick)
+        if dropped:
+            log.warning(
+                "trial %s: %d feedbacks from %s dropped (an unknown actor, or a value or "
+                "confidence that is not a finite number)",
+                self.id,
+                dropped,
+                source,
+            )
+
     def _collect(self, messages: Any, sender: int) -> None:
         for message in messages:
             message.sender_id = sender
@@ -493,13 +506,21 @@ class Trial:
             if -1 <= receiver < n_actors:
                 routed.setdefault(receiver, []).append(message)
             else:
-                log.debug("trial %s: message for unknown receiver %d dropped", self.id, receiver)
+                log.warning(
+                    "trial %s: a message from %d to unknown receiver %d dropped",
+                    self.id,
+                    message.sender_id,
+                    receiver,
+                )
         return routed
 
     # ------------------------------------------------------------------ client calls
 
-    def join(self, actor_id: int, session_id: str) -> orchestrator_pb2.TrialStartReply:
-        """Gives the human slot `actor_id` to another client, with a full observation.
+    def join(
+        self, actor_id: int, session_id: str, actor_class: str = ""
+    ) -> orchestrator_pb2.TrialStartReply:
+        """Gives the human slot `actor_id` to another client, with a full observation; a
+        client that says which class it plays (`actor_class`) gets a slot of that class only.
 
         The slot's current observation is the one of the tick the trial waits on. When the
         environment sent it as a delta, the full observation is rebuilt with the class's
@@ -507,7 +528,7 @@ class Trial:
         joined again by the session that holds it, mid-trial), else from the class's empty
         observation.
         """
-        slot = self.humans.join(actor_id, session_id)
+        slot = self.humans.join(actor_id, session_id, actor_class)
         observation = self._current_observation(slot.actor)
         if not observation.data.snapshot:
             make_snapshot(slot, observation.data)
@@ -520,11 +541,21 @@ class Trial:
         )
 
     def give_feedback(self, feedbacks: Any) -> None:
-        """Client feedback; tick_id -1 means the tick the clients' next actions are for."""
+        """Client feedback; tick_id -1 means the tick the clients' next actions are for.
+
+        Raises:
+            StatusError: INVALID_ARGUMENT naming a feedback that cannot count (nothing filed).
+        """
+        check_feedbacks(self.id, feedbacks, len(self.actors))
         self._book.add(feedbacks, self._tick)
 
     def send_messages(self, messages: Any, session_id: str) -> None:
-        """Client messages, routed at the end of the current tick."""
+        """Client messages, routed at the end of the current tick.
+
+        Raises:
+            StatusError: INVALID_ARGUMENT naming a message without receiver (nothing sent).
+        """
+        check_messages(self.id, messages, len(self.actors))
         for message in messages:
             message.sender_id = self.humans.sender(message.sender_id, session_id)
         self._outbox.extend(messages)

@@ -399,6 +399,8 @@ def error_code(failure: CogmentError) -> str:
         if trial_end_reason(message) != message:  # "trial X has ended: ..." / "... failed: ..."
             return p.TRIAL_FAILED if is_trial_failure(code, message) else p.TRIAL_OVER
         return p.NOT_FOUND
+    if code is grpc.StatusCode.INVALID_ARGUMENT and "is of class" in message:
+        return p.BAD_REQUEST  # a join naming another class than the slot's
     if code is grpc.StatusCode.FAILED_PRECONDITION:
         if "already joined" in message:
             return p.SLOT_TAKEN

@@ -255,7 +255,7 @@ BAD_IN_TRIAL = [
     (
         {"type": "feedback", "to": 1, "value": 1, "confidence": -1},
         p.BAD_REQUEST,
-        ["confidence must be >= 0"],
+        ["confidence must be a finite number >= 0"],
     ),
     ({"type": "feedback", "to": [], "value": 1}, p.BAD_REQUEST, ["names no receiver"]),
     ({"type": "message", "to": 1, "payload": {"text": "hi"}}, p.BAD_DATA, ['missing "@type"']),
@@ -348,8 +348,8 @@ def test_join_errors_say_what_is_wrong(orchestrator: Start, bridge: Bridge) -> N
             )
             assert wrong["code"] == p.BAD_REQUEST
             assert "actor 2 is of class 'watcher', not 'player'" in wrong["message"]
-            # the slot is this session's all the same: it joins it with the right class (by
-            # default, the class of that human slot in the orchestrator's default trial)
+            # with the right class, it joins (by default, the class of that human slot in the
+            # orchestrator's default trial; a slot taken by the failed join is this session's)
             right = await two.request({"type": "join", "trial_id": trial_id, "actor_id": 2})
             assert (right["type"], right["actor_class"]) == (p.JOINED, "watcher")
             await one.request({"type": "end"})
