@@ -267,15 +267,15 @@ class WebBridge:
         )
         await ws.prepare(request)
         send = _sender(ws)
-        session_id, refusal = self._admit(request)
+        assert self._loop is not None
+        if not self._asked_orchestrator:
+            await self._loop.run_in_executor(self._executor, self._ask_defaults)
+        session_id, refusal = self._admit(request)  # (no await from here to the registration)
         if refusal is not None:
             log.warning("refused a tab from %s: %s", request.remote, refusal["message"])
             await send(refusal)
             await ws.close(code=p.CLOSE_CODES.get(refusal["code"], 1008), message=b"refused")
             return ws
-        assert self._loop is not None
-        if not self._asked_orchestrator:
-            await self._loop.run_in_executor(self._executor, self._ask_defaults)
         session = TabSession(
             self.settings,
             self.orchestrator,
@@ -309,7 +309,8 @@ class WebBridge:
         return ws
 
     async def _on_text(self, session: TabSession, send: Any, text: str) -> None:
-        size = len(text.encode("utf-8"))
+        # (a character is 1 to 4 bytes: only a long text needs encoding to be measured)
+        size = len(text) if len(text) * 4 <= self.max_frame else len(text.encode("utf-8"))
         if size > self.max_frame:
             await send(
                 p.error(

@@ -188,3 +188,27 @@ def test_the_default_page_plays_any_project_in_two_tabs(
     wait(tab, lambda d: text_of(d, "end-reason") == "ended by a client", "the end, told")
     tab.close()
     tab.switch_to.window(first)
+
+
+def test_the_page_reconnects_to_a_restarted_bridge_and_plays_on(
+    tab: Any, orchestrator: Start, bridge: Bridge
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    orch = orchestrator()
+    first = bridge(orch)
+    tab.get(first.url)
+    wait(tab, lambda d: d.find_element(By.ID, "start").is_displayed(), "the lobby")
+    tab.find_element(By.ID, "start").click()
+    wait(tab, lambda d: text_of(d, "tick") == "0", "the trial")
+    tab.find_element(By.ID, "act").click()
+    wait(tab, lambda d: text_of(d, "tick") == "1", "tick 1")
+    trial = text_of(tab, "trial-id")
+
+    first.stop()  # the bridge restarts, on the same port: the page reconnects by itself
+    wait(tab, lambda d: text_of(d, "status") == "reconnecting…", "that it reconnects")
+    bridge(orch, port=first.port)
+    wait(tab, lambda d: text_of(d, "status").startswith("connected"), "the new bridge")
+    assert text_of(tab, "trial-id") == trial and text_of(tab, "tick") == "1"
+    tab.find_element(By.ID, "act").click()
+    wait(tab, lambda d: text_of(d, "tick") == "2", "tick 2 through the new bridge")

@@ -57,43 +57,34 @@ def test_two_tabs_play_two_slots_of_one_trial(orchestrator: Start, bridge: Bridg
     run(body())
 
 
-def test_a_closed_tab_is_a_vanished_client(orchestrator: Start, bridge: Bridge) -> None:
+def test_a_closed_tab_is_a_vanished_client_an_open_one_is_not(
+    orchestrator: Start, bridge: Bridge
+) -> None:
     orch = orchestrator(max_inactivity=1)
-    web = bridge(orch)
+    web = bridge(orch, heartbeat_interval=0.2)
 
     async def body() -> None:
-        tab = await Tab.open(web)
-        joined = await tab.request({"type": "start"})
-        await tab.send({"type": "act", "action": {"cell": 0}})  # closed mid-action, even
-        await tab.close()
-        # no heartbeat comes any more: the orchestrator reaps the trial after max_inactivity
-        assert await asyncio.to_thread(wait_until, lambda: orch.trial_count == 0, 15)
-        assert web.tab_count == 0
-        async with await Tab.open(web) as other:
-            late = await other.request(
-                {"type": "join", "trial_id": joined["trial_id"], "actor_id": 0}
-            )
-            assert late["code"] == p.TRIAL_OVER
-            assert "no activity from any human for 1 s (max_inactivity)" in late["message"]
-
-    run(body())
-
-
-def test_an_open_tab_keeps_its_trial_alive(orchestrator: Start, bridge: Bridge) -> None:
-    orch = orchestrator(max_inactivity=1)
-    web = bridge(orch, heartbeat_interval=0.25)
-
-    async def body() -> None:
-        async with await Tab.open(web) as tab:
-            await tab.request({"type": "start"})
-            # idle for twice max_inactivity (the test above: a closed tab's trial is reaped
-            # after it): the bridge's heartbeats keep it going
-            with_heartbeats = await asyncio.to_thread(
-                wait_until, lambda: orch.trial_count == 0, 2.0
-            )
-            assert not with_heartbeats
-            assert (await tab.request({"type": "act", "action": {"cell": 1}}))["tick_id"] == 1
-            await tab.request({"type": "end"})
+        async with await Tab.open(web) as idle:
+            kept = await idle.request({"type": "start"})  # idle from now on
+            tab = await Tab.open(web)
+            gone = await tab.request({"type": "start"})
+            await tab.send({"type": "act", "action": {"cell": 0}})  # closed mid-action, even
+            await tab.close()
+            # no heartbeat comes for it any more: the orchestrator reaps its trial after
+            # max_inactivity; by then the idle tab's trial, older, would have been reaped too
+            # without the heartbeats its open tab keeps sending
+            reaped = await asyncio.to_thread(wait_until, lambda: orch.trial_count == 1, 15)
+            assert reaped
+            async with await Tab.open(web) as other:
+                late = await other.request(
+                    {"type": "join", "trial_id": gone["trial_id"], "actor_id": 0}
+                )
+                assert late["code"] == p.TRIAL_OVER
+                assert "no activity from any human for 1 s (max_inactivity)" in late["message"]
+            tick = await idle.request({"type": "act", "action": {"cell": 1}})
+            assert tick["tick_id"] == 1 and kept["trial_id"] != gone["trial_id"]
+            await idle.request({"type": "end"})
+        assert await asyncio.to_thread(wait_until, lambda: web.tab_count == 0, 10)
 
     run(body())
 
