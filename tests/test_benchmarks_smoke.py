@@ -44,6 +44,7 @@ def test_quick_benchmarks_run_and_write_json(tmp_path: str) -> None:
         "dispatch.sync.c1",
         "dispatch.sdk.c1",
         "held.quick",
+        "web.c1",
     }
     assert expected <= set(rows), f"missing: {sorted(expected - set(rows))}"
     for row_id in expected:
@@ -58,6 +59,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path: str) -> None:
     assert rows["cogment.c1"]["ratio"] == pytest.approx(
         rows["cogment.c1"]["value"] / rows["cogment.c1"]["floor_value"], abs=1e-3
     )
+    # the bridge is compared with the same client loop on cogment.client
+    assert rows["web.c1"]["floor_value"] == rows["cogment.c1.stream"]["value"]
     held = rows["held.quick"]["rows"]
     assert [r["trials"] for r in held] == [0, 1, 20]
     assert all(r["rss_kib"] > 0 and r["threads"] > 0 for r in held)
