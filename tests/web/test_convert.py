@@ -30,7 +30,7 @@ def test_json_in_names_the_field_that_does_not_fit(data: types.ModuleType) -> No
         assert raised.value.message.startswith("act: action: ")
         for word in words:
             assert word in raised.value.message
-    with pytest.raises(ProtocolError, match="expected a JSON object for testproject.Move"):
+    with pytest.raises(ProtocolError, match=r"expected a JSON object for testproject\.Move"):
         convert.from_json([3], data.Move, "act: action")
 
 
@@ -48,7 +48,7 @@ def test_payloads_name_their_type(data: types.ModuleType) -> None:
     # a type this process does not know goes out as bytes
     unknown = any_pb2.Any(type_url="type.googleapis.com/elsewhere.Thing", value=b"\x08\x01")
     assert convert.payload_to_json(unknown) == {"@type": "elsewhere.Thing", "@value": "CAE="}
-    with pytest.raises(ProtocolError, match="unknown message type 'elsewhere.Thing'"):
+    with pytest.raises(ProtocolError, match=r"unknown message type 'elsewhere\.Thing'"):
         convert.payload_from_json({"@type": "elsewhere.Thing"}, "message")
 
 
