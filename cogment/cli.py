@@ -24,6 +24,9 @@ SUBCOMMANDS = {
     "launch": ("cogment.launch", "run a whole project (services, orchestrator, client)"),
     "web": ("cogment.web.cli", "serve a page that lets browser tabs act in trials"),
 }
+# subcommands whose module reads its own command line instead: main(argv) -> int gets the
+# words after the subcommand as typed (launch: what follows `--` goes to its client)
+OWN_COMMAND_LINE = ("launch",)
 
 
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
@@ -40,20 +43,22 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module_name)
-        if name == command:
+        if name == command and name not in OWN_COMMAND_LINE:
             importlib.import_module(module_name).configure_parser(sub)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command if command in SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
     try:
+        if argv and argv[0] in OWN_COMMAND_LINE:
+            return int(importlib.import_module(SUBCOMMANDS[argv[0]][0]).main(argv[1:]))
+        command = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(command if command in SUBCOMMANDS else None)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
         return int(importlib.import_module(args.module).run(args))
     except KeyboardInterrupt:
         return 130

@@ -31,3 +31,18 @@ def message_size_options(max_receive_mb: "float | None") -> list[tuple[str, int]
 
 MAX_ACTORS = 10_000
 """The most actors a trial may have (what a service or the orchestrator accepts)."""
+
+SESSION_ID_METADATA = "session_id"
+"""The gRPC metadata key of a client's session id, on every call it makes."""
+
+ACTOR_CLASS_METADATA = "actor_class"
+"""The gRPC metadata key of the class a client plays, on `Join`: an orchestrator that reads
+it refuses a slot of another class before taking it (a 0.5 orchestrator ignores it)."""
+
+FAST_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+"""gRPC options bounding a channel's reconnection backoff to 1 s (gRPC's default grows to
+120 s): a restarted orchestrator or service is reached again within about a second."""

@@ -84,11 +84,20 @@ _ERROR_CLASSES: dict[grpc.StatusCode, type[CogmentRpcError]] = {
 
 
 # How the orchestrator words a trial's end in a status message; the client reads them back.
+TRIAL_NOT_FOUND = "trial {trial_id} not found"  # NOT_FOUND: never known, or long forgotten
 TRIAL_ENDED = "trial {trial_id} has ended: {reason}"  # NOT_FOUND, later calls, normal end
 TRIAL_FAILED = "trial {trial_id} failed: {reason}"  # NOT_FOUND, later calls, after a failure
 TRIAL_ABORTED = "trial {trial_id} ended: {reason}"  # ABORTED, the calls waiting at the failure
 WRONG_SLOT_CLASS = "trial {trial_id}: actor {actor_id} is of class {slot!r}, not {requested!r}"
 """A client asked for a slot of another class (the orchestrator refuses it, or the client)."""
+_WRONG_SLOT_CLASS = re.compile(r"^trial \S+: actor -?\d+ is of class .+, not .+$")
+
+
+def is_wrong_slot(message: str) -> bool:
+    """Whether a status message is `WRONG_SLOT_CLASS`."""
+    return _WRONG_SLOT_CLASS.match(message) is not None
+
+
 _TRIAL_END = re.compile(r"^trial \S+ (has ended|failed|ended): (.*)$", re.DOTALL)
 
 
@@ -96,6 +105,15 @@ def trial_end_reason(message: str) -> str:
     """The reason in one of the messages above (the message itself otherwise)."""
     match = _TRIAL_END.match(message)
     return match.group(2) if match else message
+
+
+def is_unknown_trial(code: grpc.StatusCode, message: str) -> bool:
+    """Whether a status says the orchestrator does not know the trial at all (no record of
+    its end): it never ran there, or the orchestrator restarted since."""
+    return (
+        code is grpc.StatusCode.NOT_FOUND
+        and re.fullmatch(r"trial \S+ not found", message) is not None
+    )
 
 
 def is_trial_failure(code: grpc.StatusCode, message: str) -> bool:

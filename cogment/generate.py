@@ -28,16 +28,15 @@ from typing import Any, Optional
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from cogment.cogment_yaml import ProjectSpec, load_spec
 from cogment.errors import ConfigurationError
 from cogment.protoc import compile_protos
 from cogment.settings import (
     ActorClass,
     ActorClassList,
     EnvironmentSettings,
-    ProjectSpec,
     TrialSettings,
-    load_spec,
-    make_default_trial_params,
+    make_default_trial_params_from_dict,
 )
 
 SETTINGS_MODULE = "cog_settings"
@@ -185,8 +184,8 @@ def _check_default_params(spec: ProjectSpec, project_types: _ProjectTypes) -> No
                 ),
             )
         )
-    make_default_trial_params(
-        spec.trial_params,
+    make_default_trial_params_from_dict(
+        spec.trial_params.to_dict(),
         ActorClassList(*classes),
         TrialSettings(project_types.message_class("trial.config_type", spec.trial_config_type)),
         EnvironmentSettings(
@@ -238,24 +237,8 @@ def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
         )
     imports = "".join(f"import {m}\n" for m in sorted(types_.used_modules))
     imports += "".join(f"import {m}\n" for m in spec.python_modules)
-    params = spec.trial_params
     params_literal = pprint.pformat(
-        {
-            "max_steps": params.max_steps,
-            "max_inactivity": params.max_inactivity,
-            "trial_config": params.trial_config,
-            "environment": {
-                "endpoint": params.environment_endpoint,
-                "config": params.environment_config,
-            },
-            "actors": [
-                {"actor_class": a.actor_class, "endpoint": a.endpoint, "config": a.config}
-                for a in params.actors
-            ],
-        },
-        indent=1,
-        sort_dicts=False,
-        width=92,
+        spec.trial_params.to_dict(), indent=1, sort_dicts=False, width=92
     )
     datalog = (
         f"_cs.DatalogSettings(type={spec.datalog_type!r}, url={spec.datalog_url!r})"
@@ -317,6 +300,29 @@ def generate(yaml_path: str, python_dir: str) -> str:
     return os.path.join(python_dir, f"{SETTINGS_MODULE}.py")
 
 
+def import_settings(python_dir: str) -> types.ModuleType:
+    """Imports the cog_settings.py that `cogment generate` wrote into `python_dir`, as
+    `cog_settings` (replacing a module of that name already imported).
+
+    `python_dir` goes on sys.path first, for the compiled protos the settings import; the
+    generated file puts the project's own folder on sys.path itself.
+    """
+    if python_dir not in sys.path:
+        sys.path.insert(0, python_dir)
+    importlib.invalidate_caches()
+    path = os.path.join(python_dir, f"{SETTINGS_MODULE}.py")
+    spec = importlib.util.spec_from_file_location(SETTINGS_MODULE, path)
+    assert spec is not None and spec.loader is not None  # a .py path always has a loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SETTINGS_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(SETTINGS_MODULE, None)
+        raise
+    return module
+
+
 def load_settings(yaml_path: str, cache_dir: Optional[str] = None) -> types.ModuleType:
     """Generates a project's settings into `cache_dir` (a new temporary folder by default) and
     imports them as `cog_settings`: what the orchestrator does when given a cogment.yaml.
@@ -326,11 +332,7 @@ def load_settings(yaml_path: str, cache_dir: Optional[str] = None) -> types.Modu
         folder = tempfile.mkdtemp(prefix="cogment-settings-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     generate(yaml_path, folder)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    importlib.invalidate_caches()
-    sys.modules.pop(SETTINGS_MODULE, None)
-    return importlib.import_module(SETTINGS_MODULE)
+    return import_settings(folder)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -60,8 +60,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
-import importlib.util
 import os
 import re
 import shlex
@@ -76,6 +76,7 @@ from typing import Any, Optional, TextIO
 
 from cogment.api import common_pb2
 from cogment.errors import ConfigurationError
+from cogment.generate import SETTINGS_MODULE, generate, import_settings
 from cogment.launch_config import (
     LaunchConfig,
     LaunchError,
@@ -97,10 +98,32 @@ from cogment.launch_process import (
     stop_all,
 )
 
+PROG = "cogment launch"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 124
+ERROR_LINE = PROG + ": error: {error}"
 _POLL = 0.05
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchOptions:
+    """What `cogment launch` is asked to do: the launch file, and its command-line options
+    (see the module's docstring); `parse_options` makes one of a command line.
+
+    `startup_timeout` None means the launch file's; `log_level` is the in-process
+    orchestrator's (debug, info, warning or error).
+    """
+
+    launch_file: str
+    client_args: tuple[str, ...] = ()
+    interactive: bool = False
+    web: bool = False
+    timeout: Optional[float] = None
+    startup_timeout: Optional[float] = None
+    free_ports: bool = False
+    log_level: str = "info"
 
 
 class _Interrupted(Exception):
@@ -123,43 +146,39 @@ def _stdin_is_a_terminal() -> bool:
 class Launcher:
     """One run of a launch file: start everything, wait for the client, stop everything."""
 
-    def __init__(self, config: LaunchConfig, args: argparse.Namespace) -> None:
+    def __init__(self, config: LaunchConfig, options: LaunchOptions) -> None:
         self.config = config
-        self.interactive: bool = args.interactive
-        self.timeout: Optional[float] = args.timeout
-        self.startup_timeout: float = args.startup_timeout or config.startup_timeout
-        self.client_args: list[str] = list(args.client_args)
-        self.free_ports: bool = args.free_ports
-        self.log_level: str = args.log_level
-        self.web: bool = bool(getattr(args, "web", False))
+        self.options = options
+        self.startup_timeout: float = options.startup_timeout or config.startup_timeout
         self.bridge: Any = None
         self.processes: list[Process] = []
         self.client: Optional[Process] = None
         self.orchestrator: Any = None
         self.signum: Optional[int] = None
-        self.deadline = float("inf") if self.timeout is None else time.monotonic() + self.timeout
-        if self.web and self.interactive:
+        timeout = options.timeout
+        self.deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        if options.web and options.interactive:
             raise LaunchError("--web and --interactive: choose one (--web runs no client)")
-        if self.web and config.web is None:
+        if options.web and config.web is None:
             raise LaunchError(f"{config.path}: web: missing (needed by --web)")
-        if self.web and config.orchestrator_port is None:
+        if options.web and config.orchestrator_port is None:
             raise LaunchError(
                 f"{config.path}: orchestrator: missing (--web serves the trials of the "
                 "orchestrator launch runs)"
             )
-        if self.interactive and config.client.interactive is None:
+        if options.interactive and config.client.interactive is None:
             raise LaunchError(
                 f"{config.path}: client.interactive: missing (needed by --interactive)"
             )
-        if self.interactive and not _stdin_is_a_terminal():
+        if options.interactive and not _stdin_is_a_terminal():
             raise _NoTerminal(
                 "--interactive needs a terminal (stdin is not a TTY); "
                 "run without --interactive for the scripted client"
             )
         names = [s.name for s in config.services] + [config.client.name, "orchestrator", "launch"]
-        names += ["web"] if self.web else []
+        names += ["web"] if options.web else []
         self.log_file: Optional[TextIO] = None
-        if self.interactive:
+        if self.options.interactive:
             fd, path = tempfile.mkstemp(prefix="cogment-launch-", suffix=".log")
             self.log_file = os.fdopen(fd, "w", encoding="utf-8")
             self.log_path = path
@@ -173,9 +192,9 @@ class Launcher:
         ports = {s.name: s.port for s in self.config.services if s.port is not None}
         if self.config.orchestrator_port is not None:
             ports["orchestrator"] = self.config.orchestrator_port
-        if self.web and self.config.web is not None:
+        if self.options.web and self.config.web is not None:
             ports["web"] = self.config.web.port
-        if self.free_ports:
+        if self.options.free_ports:
             ports = {name: free_port() for name in ports}
         return ports
 
@@ -217,8 +236,6 @@ class Launcher:
         python_dir = self.config.python_dir
         if python_dir is None:
             return
-        from cogment.generate import generate
-
         digest = hashlib.sha1(os.path.abspath(python_dir).encode()).hexdigest()[:16]
         lock_name = f"cogment-generate-{digest}.lock"
         with open(os.path.join(tempfile.gettempdir(), lock_name), "w") as lock:
@@ -229,23 +246,15 @@ class Launcher:
             except ImportError:  # pragma: no cover - not POSIX
                 pass
             if is_stale(self.config.project, python_dir):
-                generate(self.config.project, python_dir)
-                self.say(f"generated {os.path.join(python_dir, 'cog_settings.py')}")
+                self.say(f"generated {generate(self.config.project, python_dir)}")
 
     def _load_settings(self) -> types.ModuleType:
         """Imports the project's generated cog_settings (the orchestrator's settings)."""
         python_dir = self.config.python_dir or os.path.dirname(self.config.project)
-        for folder in (os.path.dirname(self.config.project), python_dir):
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-        path = os.path.join(python_dir, "cog_settings.py")
-        spec = importlib.util.spec_from_file_location("cog_settings", path)
-        if spec is None or spec.loader is None or not os.path.exists(path):
+        path = os.path.join(python_dir, f"{SETTINGS_MODULE}.py")
+        if not os.path.isfile(path):
             raise LaunchError(f"{path} is missing: add `generate:` to {self.config.path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["cog_settings"] = module
-        spec.loader.exec_module(module)
-        return module
+        return import_settings(python_dir)
 
     def _rewritten(self, settings: Any) -> dict[str, Any]:
         """Orchestrator overrides: the project's endpoints, moved to this run's ports."""
@@ -287,7 +296,7 @@ class Launcher:
 
     def _error(self, text: str) -> None:
         self.console.flush()
-        print(f"cogment launch: error: {text}", file=sys.stderr, flush=True)
+        _print_error(text)
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -306,7 +315,7 @@ class Launcher:
         if self.signum is not None:
             raise _Interrupted(self.signum)
         if time.monotonic() > self.deadline:
-            raise _Timeout(f"timed out after {self.timeout:g} s (--timeout)")
+            raise _Timeout(f"timed out after {self.options.timeout:g} s (--timeout)")
         for process in self.processes:
             status = process.poll()
             if status is not None:
@@ -315,25 +324,25 @@ class Launcher:
     def _run(self) -> int:
         self._generate()
         self._check()
-        if not self.free_ports:
+        if not self.options.free_ports:
             for name, port in self.ports.items():
                 if port_in_use(port):
                     raise LaunchError(
                         f"port {port} of {name!r} is already in use: stop what uses it, "
                         "or run with --free-ports"
                     )
-        if self.interactive:
+        if self.options.interactive:
             self.say(f"the services' output goes to {self.log_path}")
         client_command = self.config.client.command
-        if self.interactive and self.config.client.interactive is not None:
+        if self.options.interactive and self.config.client.interactive is not None:
             client_command = self.config.client.interactive
-        client_argv = [] if self.web else self._argv(client_command, "client", None)
-        client_argv += self.client_args
+        client_argv = [] if self.options.web else self._argv(client_command, "client", None)
+        client_argv += self.options.client_args
         service_argvs = [
             self._argv(s.command, f"services[{i}].command", s)
             for i, s in enumerate(self.config.services)
         ]
-        if not self.free_ports:  # --free-ports rewrites the project's endpoints
+        if not self.options.free_ports:  # --free-ports rewrites the project's endpoints
             for warning in endpoint_warnings(self.config, client_argv):
                 self.say(f"warning: {warning}")
         for spec, argv in zip(self.config.services, service_argvs):
@@ -345,7 +354,7 @@ class Launcher:
                 self._wait_version(process, self.ports[spec.name])
         if self.config.orchestrator_port is not None:
             self._start_orchestrator()
-        if self.web:
+        if self.options.web:
             self._start_web()
             while True:  # until Ctrl-C, --timeout or a service's death
                 self._check()
@@ -355,7 +364,7 @@ class Launcher:
             client_argv,
             self.config.folder,
             self._env(),
-            None if self.interactive else self.console,
+            None if self.options.interactive else self.console,
             stdin=True,
         )
         self.say(f"started {self.client.name} (pid {self.client.pid}): {shown(client_argv)}")
@@ -393,7 +402,7 @@ class Launcher:
         settings = self._load_settings()
         logger = logging.getLogger("cogment")
         logger.addHandler(self.output.logging_handler("orchestrator"))
-        logger.setLevel(self.log_level.upper())
+        logger.setLevel(self.options.log_level.upper())
         logger.propagate = False
         port = self.ports["orchestrator"]
         try:
@@ -418,7 +427,7 @@ class Launcher:
 
         logger = logging.getLogger("cogment.web")
         logger.addHandler(self.output.logging_handler("web"))
-        logger.setLevel(self.log_level.upper())
+        logger.setLevel(self.options.log_level.upper())
         logger.propagate = False
         orchestrator = f"127.0.0.1:{self.ports['orchestrator']}"
         try:
@@ -457,6 +466,10 @@ class _Timeout(LaunchError):
     pass
 
 
+def _print_error(error: object) -> None:
+    print(ERROR_LINE.format(error=error), file=sys.stderr, flush=True)
+
+
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, metavar="S", help="stop everything after S seconds (exit 124)"
@@ -484,13 +497,17 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "--log-level",
         default="info",
         metavar="LEVEL",
-        choices=("debug", "info", "warning", "error"),
+        choices=_LOG_LEVELS,
         help="log level of the in-process orchestrator: debug, info (default), warning, error",
     )
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds the arguments of `cogment launch` to `parser`."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `cogment launch`'s command line, before the first `--` (see
+    `parse_options`)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run a project's services, orchestrator and client."
+    )
     _add_options(parser)
     parser.add_argument("launch_file", help="the launch file (e.g. examples/city/launch.yaml)")
     parser.add_argument(
@@ -503,57 +520,46 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def _split_client_args(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> None:
-    """Sorts what follows the launch file: launch's own options, and the client's arguments
-    (options launch does not know, and everything after `--`).
+def parse_options(argv: Sequence[str]) -> LaunchOptions:
+    """The options of the command line `argv` (what follows `cogment launch`).
 
-    argparse drops a `--` that directly follows the launch file, so the command line
-    (`argv`, sys.argv by default) tells where the arguments after `--` start.
+    Launch's own options go before or after the launch file; the options launch does not
+    know, and everything after the first `--`, are the client's arguments. A usage error
+    is printed and exits (status 2), as argparse does.
     """
-    rest = list(args.client_args or [])
-    line = list(sys.argv[1:] if argv is None else argv)
-    tail = line[line.index("--") + 1 :] if "--" in line else []
-    if "--" in line and rest[len(rest) - len(tail) :] == tail:
-        head = rest[: len(rest) - len(tail)]
-        head = head[:-1] if head[-1:] == ["--"] else head
-    elif "--" in rest:  # not the command line we were given: the first `--` splits
-        head, tail = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
-    else:
-        head, tail = rest, []
-    unknown: list[str] = []
-    if head:
-        options = argparse.ArgumentParser(prog="cogment launch", add_help=False)
-        _add_options(options)
-        _, unknown = options.parse_known_args(head, namespace=args)
-    args.client_args = unknown + tail
+    line = list(argv)
+    split = line.index("--") if "--" in line else len(line)
+    head, tail = line[:split], line[split + 1 :]
+    args = build_parser().parse_args(head)
+    own_options = argparse.ArgumentParser(prog=PROG, add_help=False)
+    _add_options(own_options)
+    _, unknown = own_options.parse_known_args(args.client_args, namespace=args)
+    return LaunchOptions(
+        launch_file=args.launch_file,
+        client_args=(*unknown, *tail),
+        interactive=args.interactive,
+        web=args.web,
+        timeout=args.timeout,
+        startup_timeout=args.startup_timeout,
+        free_ports=args.free_ports,
+        log_level=args.log_level,
+    )
 
 
-def run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
-    """Runs `cogment launch`; returns the exit status.
-
-    Args:
-        args: what `configure_parser`'s parser made of the command line.
-        argv: that command line (sys.argv[1:] by default), to find the client's arguments.
-    """
-    _split_client_args(args, argv)
+def run(options: LaunchOptions) -> int:
+    """Runs `cogment launch`; returns the exit status."""
     try:
-        config = load_launch_config(args.launch_file)
-        launcher = Launcher(config, args)
-    except _NoTerminal as error:
-        print(f"cogment launch: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        launcher = Launcher(load_launch_config(options.launch_file), options)
     except (LaunchError, ConfigurationError) as error:
-        print(f"cogment launch: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        _print_error(error)
+        return EXIT_USAGE if isinstance(error, _NoTerminal) else EXIT_FAILURE
     return launcher.run()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="cogment launch", description="Run a project's services, orchestrator and client."
-    )
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return run(configure_parser(parser).parse_args(argv), argv)
+    """`cogment launch ARGS` (`python -m cogment.launch ARGS`): `argv` is ARGS, sys.argv[1:]
+    by default."""
+    return run(parse_options(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

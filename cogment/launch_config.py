@@ -10,18 +10,15 @@ from typing import Any, Optional
 
 import yaml
 
+from cogment.cogment_yaml import ProjectSpec, load_spec
+from cogment.endpoint import local_addresses, parse_grpc_endpoint
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.generate import proto_module_name
-from cogment.settings import ProjectSpec, load_spec
 
 DEFAULT_STARTUP_TIMEOUT = 20.0
+MISSING_KEY = "missing key {name!r}"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _RESERVED_NAMES = ("orchestrator", "launch")
-_ENDPOINT_RE = re.compile(r"^grpc://(?P<host>[^\s:/]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "[::]")
-_LOCAL_ADDRESS_RE = re.compile(
-    r"(?:grpc://)?(?P<host>localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1?\]):(?P<port>\d{1,5})(?!\d)"
-)
 
 
 class LaunchError(CogmentError):
@@ -90,7 +87,7 @@ class _Reader:
         value = data.get(name)
         if value is None:
             if required:
-                raise self.fail(key, f"missing key {name!r}")
+                raise self.fail(key, MISSING_KEY.format(name=name))
             return None
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{key}.{name}", "must be a non-empty string")
@@ -100,7 +97,7 @@ class _Reader:
         value = data.get("port")
         if value is None:
             if required:
-                raise self.fail(key, "missing key 'port'")
+                raise self.fail(key, MISSING_KEY.format(name="port"))
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
             raise self.fail(f"{key}.port", f"must be a port number (1-65535), not {value!r}")
@@ -147,7 +144,7 @@ def load_launch_config(path: str) -> LaunchConfig:
         raise r.fail("startup_timeout", f"must be a number of seconds, not {startup_timeout!r}")
     services = _services(r, top.get("services") or [])
     if "client" not in top:
-        raise r.fail("top level", "missing key 'client'")
+        raise r.fail("top level", MISSING_KEY.format(name="client"))
     client_map = r.map(top["client"], "client", ("name", "command", "interactive"))
     client = ClientSpec(
         command=r.text(client_map, "command", "client", required=True) or "",
@@ -224,20 +221,15 @@ def is_stale(project: str, python_dir: str) -> bool:
 
 def rewrite_endpoint(endpoint: str, port_map: dict[int, int]) -> str:
     """`grpc://localhost:9002` -> `grpc://localhost:<port_map[9002]>` for local hosts."""
-    match = _ENDPOINT_RE.match(endpoint)
-    if not match or match.group("host") not in _LOCAL_HOSTS:
+    parsed = parse_grpc_endpoint(endpoint)
+    if parsed is None or not parsed.is_local or parsed.port not in port_map:
         return endpoint
-    port = int(match.group("port"))
-    if port not in port_map:
-        return endpoint
-    return f"grpc://{match.group('host')}:{port_map[port]}"
+    return parsed._replace(port=port_map[parsed.port]).url
 
 
 def _local_port(endpoint: str) -> Optional[int]:
-    match = _ENDPOINT_RE.match(endpoint)
-    if not match or match.group("host") not in _LOCAL_HOSTS:
-        return None
-    return int(match.group("port"))
+    parsed = parse_grpc_endpoint(endpoint)
+    return parsed.port if parsed is not None and parsed.is_local else None
 
 
 def project_endpoints(spec: ProjectSpec) -> dict[str, list[str]]:
@@ -272,28 +264,25 @@ def endpoint_warnings(config: LaunchConfig, client_argv: Sequence[str]) -> list[
         spec = load_spec(config.project)
     except ConfigurationError:  # reported by whatever needs the project (generate, orchestrator)
         return []
-    endpoints = project_endpoints(spec)
-    client_addresses: list[str] = []
+    named = project_endpoints(spec)
+    client_addresses: dict[str, int] = {}  # as written -> port
     for arg in client_argv:
-        for match in _LOCAL_ADDRESS_RE.finditer(arg):
-            if match.group(0) not in client_addresses:
-                client_addresses.append(match.group(0))
-    named_ports = {_local_port(e) for e in endpoints}
-    named_ports |= {int(a.rsplit(":", 1)[1]) for a in client_addresses}
+        client_addresses.update(local_addresses(arg))
+    named_ports = {_local_port(e) for e in named}
+    named_ports |= set(client_addresses.values())
     unnamed = [f"{name} {port}" for port, name in served.items() if port not in named_ports]
     hint = f" (ports nothing names: {', '.join(unnamed)})" if unnamed else ""
     launch_file = os.path.basename(config.path)
     project = os.path.relpath(config.project, config.folder)
     warnings = []
-    for endpoint, users in endpoints.items():
+    for endpoint, users in named.items():
         port = _local_port(endpoint)
         if port not in served:
             warnings.append(
                 f"{project}: the endpoint of {', '.join(users)} is {endpoint}, but no service "
                 f"of {launch_file} has port {port}{hint}"
             )
-    for address in client_addresses:
-        port = int(address.rsplit(":", 1)[1])
+    for address, port in client_addresses.items():
         if port not in served:
             warnings.append(
                 f"the client command connects to {address}, but no service of {launch_file} "

@@ -14,7 +14,12 @@ gRPC metadata `session_id: <Connection.session_id>`. One background thread per C
 orchestrator unreachable, the trials are over (see `ClientTrial.do_action`).
 
 gRPC errors become `cogment.errors` exceptions (one traceback, no gRPC internals); a failed
-unary call keeps gRPC's debug string in the exception's `details`.
+unary call keeps gRPC's debug string in the exception's `details`. A closed Connection
+refuses every use with `LifecycleError`.
+
+A Connection is what its trials talk through: it satisfies `interface.TrialConnection`
+(`call_unary`, `open_action_stream`, `keep_alive`, `forget_trial`, ...), and knows of a
+`ClientTrial` only its public API.
 """
 
 from __future__ import annotations
@@ -25,38 +30,43 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 import grpc
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client.ending import UNREACHABLE, classify
-from cogment.client.heartbeat import HeartbeatThread
+from cogment.client.heartbeat import Beating, HeartbeatThread
+from cogment.client.interface import CONNECTION_TIMEOUT, Deadline, UseConnectionTimeout
 from cogment.client.slot import type_name
-from cogment.constants import UNLIMITED_MESSAGES
-from cogment.errors import CogmentError, CogmentRpcError, ConfigurationError, from_rpc_error
+from cogment.client.trial import ClientTrial
+from cogment.constants import (
+    ACTOR_CLASS_METADATA,
+    FAST_RECONNECT,
+    SESSION_ID_METADATA,
+    UNLIMITED_MESSAGES,
+)
+from cogment.endpoint import BAD_ORCHESTRATOR_ENDPOINT, orchestrator_address
+from cogment.errors import (
+    CogmentError,
+    CogmentRpcError,
+    ConfigurationError,
+    LifecycleError,
+    from_rpc_error,
+    is_wrong_slot,
+)
 from cogment.settings import ActorClass, Settings
-
-if TYPE_CHECKING:
-    from cogment.client.link import TrialLink
-    from cogment.client.trial import ClientTrial
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 2.0  # seconds; keep it well below the trials' max_inactivity
 
-BAD_ENDPOINT = (
-    "invalid orchestrator endpoint {endpoint!r} (expected 'host:port' or 'grpc://host:port')"
-)
 CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connection"
 BAD_SESSION_ID = (
     "session_id must be 1 to 128 printable ASCII characters (letters, digits, '-', '_', '.'), "
     "got {session_id!r}"
 )
 
-_ENDPOINT_RE = re.compile(
-    r"^(?:grpc://)?(?P<host>[^\s:/\[\]]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$"
-)
 _SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
@@ -80,21 +90,11 @@ class TrialService(Protocol):
     def Version(self, request: Any, timeout: Any = ..., metadata: Any = ...) -> Any: ...
 
 
-class _State(enum.Enum):
+class ConnectionState(enum.Enum):
+    """Where a Connection is in its life: open from construction until `close()`."""
+
     OPEN = "open"
     CLOSED = "closed"
-
-
-def parse_endpoint(endpoint: str) -> str:
-    """`host:port` or `grpc://host:port` -> `host:port`.
-
-    Raises:
-        ConfigurationError: the endpoint is not of either form.
-    """
-    match = _ENDPOINT_RE.match(endpoint.strip()) if isinstance(endpoint, str) else None
-    if match is None or not 0 < int(match.group("port")) < 65536:
-        raise ConfigurationError(BAD_ENDPOINT.format(endpoint=endpoint))
-    return f"{match.group('host')}:{match.group('port')}"
 
 
 class Connection:
@@ -120,6 +120,11 @@ class Connection:
 
     Raises:
         ConfigurationError: the endpoint, a duration or the settings are malformed.
+
+    Its trials reach it through `interface.TrialConnection` (`ensure_open`, `call_unary`,
+    `open_action_stream`, `keep_alive`, `stop_keeping_alive`, `forget_trial`,
+    `end_in_background`); user code needs none of those. Once closed, it raises
+    `LifecycleError` on any use.
     """
 
     def __init__(
@@ -152,8 +157,10 @@ class Connection:
         self._settings = cog_settings
         self._channel: Optional[grpc.Channel] = None
         if isinstance(endpoint, str):
-            self._endpoint = parse_endpoint(endpoint)
-            self._channel = grpc.insecure_channel(self._endpoint, options=UNLIMITED_MESSAGES)
+            self._endpoint = orchestrator_address(endpoint)
+            self._channel = grpc.insecure_channel(
+                self._endpoint, options=[*UNLIMITED_MESSAGES, *FAST_RECONNECT]
+            )
             self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"
@@ -162,13 +169,14 @@ class Connection:
             self._endpoint = f"<{type(endpoint).__name__}>"
             self._stub = endpoint
         else:
-            raise ConfigurationError(BAD_ENDPOINT.format(endpoint=endpoint))
+            raise ConfigurationError(BAD_ORCHESTRATOR_ENDPOINT.format(endpoint=endpoint))
         self._timeout = timeout
         self._session_id = session_id or str(uuid.uuid4())
-        self._metadata = (("session_id", self._session_id),)
+        self._metadata = ((SESSION_ID_METADATA, self._session_id),)
         self._lock = threading.Lock()
-        self._state = _State.OPEN
+        self._state = ConnectionState.OPEN
         self._trials: list[ClientTrial] = []
+        self._streams: set[_ReplyStream] = set()  # open ActionStream calls, cancelled by close()
         self._heartbeat = (
             HeartbeatThread(heartbeat_interval, name=f"cogment-heartbeat-{self._session_id[:8]}")
             if heartbeat_interval is not None
@@ -206,7 +214,7 @@ class Connection:
     @property
     def is_closed(self) -> bool:
         """True once `close()` was called."""
-        return self._state is _State.CLOSED
+        return self._state is ConnectionState.CLOSED
 
     # ------------------------------------------------------------------ trials
 
@@ -240,8 +248,6 @@ class Connection:
             TypeError: `trial_cfg` is not a `cog_settings.trial.config_type`.
             CogmentRpcError: the orchestrator refused (e.g. INVALID_ARGUMENT from a hook).
         """
-        from cogment.client.trial import ClientTrial
-
         actor_class = self._actor_class(actor_class)
         plugins = list(plugins or ())
         for plugin in plugins:
@@ -263,7 +269,7 @@ class Connection:
                 )
             request.config.SetInParent()  # present, even when all its fields are defaults
             request.config.content = trial_cfg.SerializeToString()
-        reply = self._call("Start", request)
+        reply = self.call_unary("Start", request)
         try:
             trial = ClientTrial(self, actor_class, reply, trial_cfg)
         except BaseException:
@@ -297,13 +303,15 @@ class Connection:
                 FAILED_PRECONDITION (the slot is not human or already joined).
             TrialError: the trial was ended by a failing service.
         """
-        from cogment.client.trial import ClientTrial
-
         actor_class = self._actor_class(actor_class)
         request = orchestrator_pb2.TrialJoinRequest(trial_id=trial_id, actor_id=actor_id)
+        # the orchestrator refuses a slot of another class before taking it
+        metadata = (*self._metadata, (ACTOR_CLASS_METADATA, actor_class.id))
         try:
-            reply = self._call("Join", request)
+            reply = self._call("Join", request, self._timeout, metadata)
         except CogmentRpcError as error:
+            if error.code is grpc.StatusCode.INVALID_ARGUMENT and is_wrong_slot(error.message):
+                raise ConfigurationError(error.message) from None
             raise classify(error) from None
         trial = ClientTrial(self, actor_class, reply)
         self._adopt(trial)
@@ -311,11 +319,11 @@ class Connection:
 
     def get_trial_params(self) -> common_pb2.TrialParams:
         """The project's default trial parameters, as the orchestrator holds them."""
-        return self._call("GetTrialParams", orchestrator_pb2.GetTrialParamsRequest()).params
+        return self.call_unary("GetTrialParams", orchestrator_pb2.GetTrialParamsRequest()).params
 
     def version(self) -> dict[str, str]:
         """The orchestrator's version entries (`cogment-api`, `cogment-py`, ...)."""
-        info = self._call("Version", common_pb2.VersionRequest())
+        info = self.call_unary("Version", common_pb2.VersionRequest())
         return {v.name: v.version for v in info.versions}
 
     @property
@@ -333,12 +341,13 @@ class Connection:
         abandoned trial with humans is reaped after its `max_inactivity`). Idempotent.
         """
         with self._lock:
-            if self._state is _State.CLOSED:
+            if self._state is ConnectionState.CLOSED:
                 return
-            self._state = _State.CLOSED
-            trials, self._trials = self._trials, []
-        for trial in trials:
-            trial._detach()
+            self._state = ConnectionState.CLOSED
+            self._trials = []
+            streams, self._streams = self._streams, set()
+        for stream in streams:
+            stream.cancel()
         if self._heartbeat is not None:
             self._heartbeat.stop(timeout=0)
         if self._channel is not None:
@@ -347,7 +356,7 @@ class Connection:
             self._heartbeat.join(5.0)
 
     def __enter__(self) -> Connection:
-        self._check_open()
+        self.ensure_open()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -358,31 +367,78 @@ class Connection:
             f"Connection({self._endpoint!r}, session_id={self._session_id!r}, {self._state.value})"
         )
 
-    # ------------------------------------------------------------------ used by ClientTrial
+    # ------------------------------------------------------------------ for its trials
+    # (interface.TrialConnection: what a ClientTrial needs from its connection)
 
-    def _check_open(self) -> None:
-        """Raises CogmentError when the connection is closed."""
-        if self._state is _State.CLOSED:
-            raise CogmentError(CONNECTION_CLOSED.format(endpoint=self._endpoint))
+    def ensure_open(self) -> None:
+        """Raises `LifecycleError` when the connection is closed."""
+        if self._state is ConnectionState.CLOSED:
+            raise LifecycleError(CONNECTION_CLOSED.format(endpoint=self._endpoint))
 
-    def _call(self, method: str, request: Any, timeout: Optional[float] = -1.0) -> Any:
-        """One unary call with the session metadata; gRPC errors become cogment errors here.
+    def call_unary(self, method: str, request: Any, timeout: Deadline = CONNECTION_TIMEOUT) -> Any:
+        """Calls the `Trial` service method `method` with the session metadata and `timeout`
+        (by default the connection's); gRPC errors become cogment errors here.
 
-        `timeout` -1 means the connection's timeout.
+        Raises:
+            CogmentRpcError: the call failed (its `details`: gRPC's debug string).
+            LifecycleError: the connection is closed.
         """
-        self._check_open()
-        deadline = self._timeout if timeout is not None and timeout < 0 else timeout
+        deadline = self._timeout if isinstance(timeout, UseConnectionTimeout) else timeout
+        return self._call(method, request, deadline, self._metadata)
+
+    def _call(self, method: str, request: Any, deadline: Optional[float], metadata: Any) -> Any:
+        self.ensure_open()
         try:
-            return getattr(self._stub, method)(request, timeout=deadline, metadata=self._metadata)
+            return getattr(self._stub, method)(request, timeout=deadline, metadata=metadata)
         except grpc.RpcError as error:
             # one traceback for the user, not gRPC's internals first: the original's debug
             # string stays in `details`
             raise self._translate(error, debug=True) from None
 
-    def _open_stream(self, requests: Iterator[Any]) -> Any:
-        """Opens an ActionStream fed by `requests`; returns the reply iterator."""
-        self._check_open()
-        return self._stub.ActionStream(requests, metadata=self._metadata)
+    def open_action_stream(self, requests: Iterator[Any]) -> _ReplyStream:
+        """Opens an ActionStream fed by `requests`; `close()` cancels it.
+
+        Raises:
+            LifecycleError: the connection is closed.
+        """
+        self.ensure_open()
+        call = self._stub.ActionStream(requests, metadata=self._metadata)
+        stream = _ReplyStream(call, self._translate, self._stream_done)
+        with self._lock:
+            closed = self._state is ConnectionState.CLOSED
+            if not closed:
+                self._streams.add(stream)
+        if closed:  # closed meanwhile
+            stream.cancel()
+            self.ensure_open()
+        return stream
+
+    def keep_alive(self, trial: Beating) -> None:
+        """Sends heartbeats for `trial` when it says one is due (none when disabled)."""
+        if self._heartbeat is not None:
+            self._heartbeat.register(trial)
+
+    def stop_keeping_alive(self, trial: Beating) -> None:
+        """No more heartbeats for `trial`."""
+        if self._heartbeat is not None:
+            self._heartbeat.unregister(trial)
+
+    def forget_trial(self, trial: object) -> None:
+        """Drops a trial that is over from `trials`."""
+        with self._lock:
+            self._trials = [t for t in self._trials if t is not trial]
+
+    def end_in_background(self, trial_id: str) -> None:
+        """Ends a trial on the orchestrator from a daemon thread, best effort (bounded by the
+        connection's timeout; errors are only logged)."""
+        threading.Thread(
+            target=self._end_quietly,
+            args=(trial_id,),
+            name=f"cogment-end-call-{trial_id}",
+            daemon=True,
+        ).start()
+
+    # ------------------------------------------------------------------ helpers
 
     def _translate(self, error: grpc.RpcError, debug: bool = False) -> CogmentRpcError:
         """The one boundary where gRPC errors become cogment errors.
@@ -400,24 +456,18 @@ class Connection:
         details = debug_string() if callable(debug_string) else None
         return type(translated)(code, message, details)
 
-    def _forget(self, trial: TrialLink) -> None:
-        """Drops a trial that is over (it no longer needs heartbeats or closing)."""
+    def _stream_done(self, stream: _ReplyStream) -> None:
         with self._lock:
-            self._trials = [t for t in self._trials if t is not trial]
-        if self._heartbeat is not None:
-            self._heartbeat.unregister(trial)
-
-    # ------------------------------------------------------------------ helpers
+            self._streams.discard(stream)
 
     def _adopt(self, trial: ClientTrial) -> None:
+        """Lists a new trial in `trials` (it keeps in touch by itself since it was made)."""
         with self._lock:
-            closed = self._state is _State.CLOSED
+            closed = self._state is ConnectionState.CLOSED
             if not closed and not trial.is_over:
                 self._trials.append(trial)
         if closed:
-            trial._detach()
-            self._check_open()
-        trial._activate()
+            self.ensure_open()
 
     def _actor_class(self, actor_class: ActorClass | str) -> ActorClass:
         classes = self._settings.actor_classes
@@ -438,15 +488,35 @@ class Connection:
     def _end_quietly(self, trial_id: str) -> None:
         """Ends a trial on the orchestrator, best effort (errors are only logged)."""
         try:
-            self._call("End", orchestrator_pb2.TrialEndRequest(trial_id=trial_id))
+            self.call_unary("End", orchestrator_pb2.TrialEndRequest(trial_id=trial_id))
         except (CogmentError, ValueError) as error:  # ValueError: the channel closed meanwhile
             log.debug("trial %s: End failed: %s", trial_id, error)
 
-    def _end_in_background(self, trial_id: str) -> None:
-        """`_end_quietly` from a daemon thread (bounded by the connection's timeout)."""
-        threading.Thread(
-            target=self._end_quietly,
-            args=(trial_id,),
-            name=f"cogment-end-call-{trial_id}",
-            daemon=True,
-        ).start()
+
+class _ReplyStream:
+    """An ActionStream call as a trial reads it (`interface.ReplyStream`): its replies, with
+    gRPC errors turned into cogment errors; tells the connection when it is over."""
+
+    def __init__(
+        self,
+        call: Any,
+        translate: Callable[[grpc.RpcError], CogmentRpcError],
+        done: Callable[[_ReplyStream], None],
+    ) -> None:
+        self._call = call
+        self._translate = translate
+        self._done = done
+
+    def __iter__(self) -> Iterator[orchestrator_pb2.TrialActionReply]:
+        try:
+            yield from self._call
+        except grpc.RpcError as error:
+            raise self._translate(error) from None
+        finally:
+            self._done(self)
+
+    def cancel(self) -> None:
+        """Cancels the call (a stub-like service's call may have no `cancel`)."""
+        cancel = getattr(self._call, "cancel", None)
+        if cancel is not None:
+            cancel()

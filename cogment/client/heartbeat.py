@@ -41,13 +41,13 @@ class Unreachable:
 
 
 class Beating(Protocol):
-    """What the heartbeat thread needs of a trial."""
+    """What the heartbeat thread needs of a trial (a ClientTrial's `Contact` provides it)."""
 
-    def _heartbeat_due(self, now: float, interval: float) -> bool:
+    def heartbeat_due(self, now: float, interval: float) -> bool:
         """True when the trial is idle and has been quiet for `interval` seconds."""
         ...
 
-    def _send_heartbeat(self) -> None:
+    def send_heartbeat(self) -> None:
         """Sends one Heartbeat; handles (never raises) its errors."""
         ...
 
@@ -69,6 +69,7 @@ class HeartbeatThread:
         self._poll = min(max(interval / 4.0, 0.02), 1.0)
 
     def register(self, trial: Beating) -> None:
+        """Sends heartbeats for `trial` from now on (starts the thread if need be)."""
         with self._lock:
             if self._stopping.is_set():
                 return
@@ -79,17 +80,20 @@ class HeartbeatThread:
                 self._thread.start()
 
     def unregister(self, trial: Beating) -> None:
+        """No more heartbeats for `trial` (idempotent)."""
         with self._lock:
             if trial in self._trials:
                 self._trials.remove(trial)
 
     @property
     def registered(self) -> int:
+        """How many trials the thread keeps alive."""
         with self._lock:
             return len(self._trials)
 
     @property
     def is_running(self) -> bool:
+        """True while the thread runs."""
         thread = self._thread
         return thread is not None and thread.is_alive()
 
@@ -117,7 +121,7 @@ class HeartbeatThread:
                 if self._stopping.is_set():
                     return
                 try:
-                    if trial._heartbeat_due(now, self.interval):
-                        trial._send_heartbeat()
+                    if trial.heartbeat_due(now, self.interval):
+                        trial.send_heartbeat()
                 except Exception:  # never let one trial stop the others' heartbeats
                     log.exception("heartbeat failed")

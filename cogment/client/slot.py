@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from cogment.api import orchestrator_pb2
-from cogment.errors import CogmentError, ConfigurationError, StatusError
+from cogment.errors import WRONG_SLOT_CLASS, CogmentError, ConfigurationError, StatusError
 from cogment.protocol import decode_config
 from cogment.settings import ActorClass, ActorClassList
 
-WRONG_SLOT = "trial {trial_id}: actor {actor_id} is of class {slot!r}, not {requested!r}"
 WRONG_PROJECT = (
     "trial {trial_id}: the orchestrator's project has {counts} actor classes, "
     "cog_settings has {classes} ({ids})"
@@ -52,7 +51,7 @@ def slot_class(
     else:
         actor_class = None
     raise ConfigurationError(
-        WRONG_SLOT.format(
+        WRONG_SLOT_CLASS.format(
             trial_id=trial_id,
             actor_id=actor_id,
             slot=getattr(actor_class, "id", None),

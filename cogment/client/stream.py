@@ -1,16 +1,18 @@
 """One `ActionStream` call: requests fed from a queue, replies read by a background thread.
 
-A ClientTrial uses it for `begin_actions_stream()` (each `exchange` sends an action and waits
-for its reply) and to watch a trial it has no slot in (actor_id -1: one request, then the reply
-that says the trial is over). Replies that arrive while nobody waits for one (the trial ended
-while the client was idle) go to the `on_idle` callback.
+A ClientTrial's `Contact` uses it for `begin_actions_stream()` (each `exchange` sends an action
+and waits for its reply) and to watch a trial it has no slot in (actor_id -1: one request, then
+the reply that says the trial is over). Replies that arrive while nobody waits for one (the
+trial ended while the client was idle) go to the `on_idle` callback. The call itself is opened
+by the trial's connection (`TrialConnection.open_action_stream`), which has already turned
+gRPC errors into `CogmentRpcError`s.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, Union
 
 import grpc
@@ -55,21 +57,19 @@ class ActionStream:
     """A bidirectional ActionStream with a reader thread.
 
     Args:
-        open_call: opens the call given the request iterator; returns the reply iterator.
-        translate: turns a grpc.RpcError into a cogment error.
+        open_call: opens the call given the request iterator; returns the reply iterator
+            (which raises `CogmentRpcError` when the call fails), with a `cancel()` method.
         on_idle: receives every event that arrives while no `exchange` is waiting.
         name: the reader thread's name.
     """
 
     def __init__(
         self,
-        open_call: Callable[[Iterator[Any]], Any],
-        translate: Callable[[grpc.RpcError], CogmentRpcError],
+        open_call: Callable[[Iterator[Any]], Iterable[Any]],
         on_idle: Callable[[Event], None],
         name: str = "cogment-action-stream",
     ) -> None:
         self._requests = _Requests()
-        self._translate = translate
         self._on_idle = on_idle
         self._lock = threading.Lock()
         self._waiting = False
@@ -138,8 +138,8 @@ class ActionStream:
             for reply in self._call:
                 self._dispatch(reply, final=False)
             final: Event = StreamEnd()
-        except grpc.RpcError as error:
-            final = self._translate(error)
+        except CogmentRpcError as error:
+            final = error
         except Exception as error:  # an in-memory fake failing; report it like a broken stream
             final = CogmentRpcError(grpc.StatusCode.UNKNOWN, f"action stream failed: {error}")
         finally:

@@ -13,33 +13,35 @@ of the next tick (deltas already applied with the class's delta-apply function),
 actor feedback for it), and the `cogment.api.agent_pb2.MessageCollection` delivered to this
 actor at the end of that tick (`messages.messages` is the list; the same type an agent's
 `on_message` receives).
+
+A ClientTrial talks to its connection only through `interface.TrialConnection` (a
+`cogment.client.Connection`, or a fake in a test). It owns two small objects: its
+`ending.TrialEnd` (whether and why it ended, and who is told) and its `contact.Contact` (its
+calls, action or watch stream and heartbeats, and what they say of its end).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
+import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import grpc
 from google.protobuf.message import Message
 
 from cogment.actor import Actor
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
-from cogment.client.ending import REASON_CLIENT
-from cogment.client.link import TrialLink
+from cogment.client.contact import Contact
+from cogment.client.ending import REASON_CLIENT, TrialEnd
+from cogment.client.interface import TrialConnection
 from cogment.client.slot import slot_class, slot_config, type_name
-from cogment.client.stream import ActionStream
 from cogment.constants import CURRENT_TICK
 from cogment.errors import CogmentError, CogmentRpcError, StatusError, TrialError
 from cogment.protocol import UserData, unpack_observation
 from cogment.settings import ActorClass
 from cogment.trial import Trial
-
-if TYPE_CHECKING:
-    from cogment.client.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ _END_TOLERATED = (
 )
 
 
-class ClientTrial(TrialLink, Trial):
+class ClientTrial(Trial):
     """A trial this client started or joined (a `cogment.Trial`). Made by
     `Connection.start_trial`/`join_trial`.
 
@@ -84,33 +86,57 @@ class ClientTrial(TrialLink, Trial):
     or the client gave up on it: the orchestrator became unreachable (a call about the trial
     got UNAVAILABLE, or heartbeats did for several seconds), or a `do_action` timed out. The
     last two are failures: `error` is then a `TrialError`, raised by every later call.
+
+    Args:
+        connection: the connection the trial was started or joined on (any
+            `TrialConnection`); the trial starts keeping in touch through it at once.
+        actor_class: the class the client asked to play.
+        reply: the orchestrator's `TrialStartReply` (to Start or Join).
+        trial_config: the `trial_cfg` the client started the trial with.
+
+    Raises:
+        ConfigurationError: the trial's classes are not the project's, or the slot is of
+            another class than `actor_class`.
+        CogmentError: the slot's config or observation do not parse.
+        LifecycleError: the connection is closed.
     """
 
     def __init__(
         self,
-        connection: Connection,
+        connection: TrialConnection,
         actor_class: ActorClass,
         reply: orchestrator_pb2.TrialStartReply,
         trial_config: Optional[Any] = None,
     ) -> None:
-        TrialLink.__init__(self, connection, reply.trial_id)
         settings = connection.settings
         actor_counts = list(reply.actor_counts)
+        slot = slot_class(
+            settings.actor_classes, actor_counts, reply.actor_id, actor_class, reply.trial_id
+        )
+        super().__init__(
+            reply.trial_id, settings, actor_counts, trial_config, sender_id=reply.actor_id
+        )
+        self._connection = connection
         self._actor_id = reply.actor_id
-        self._actor_class = slot_class(
-            settings.actor_classes, actor_counts, self._actor_id, actor_class, reply.trial_id
-        )
-        Trial.__init__(
-            self, reply.trial_id, settings, actor_counts, trial_config, sender_id=reply.actor_id
-        )
-        self._config = slot_config(self._actor_class, reply)
-
+        self._actor_class = slot
+        self._config = slot_config(slot, reply)
+        self._lock = threading.Lock()  # the observation and what came with it
         self._observation: Any = None
         self._tick_id = -1
-        if self._actor_class is not None and reply.HasField("observation"):
+        if slot is not None and reply.HasField("observation"):
             self._set_observation(reply.observation)
         self._latest_reward = agent_pb2.Reward()
         self._latest_messages = agent_pb2.MessageCollection()
+        self._end = TrialEnd(f"cogment-end-{self._id}")
+        self._contact = Contact(
+            connection,
+            self,
+            self._id,
+            self._end,
+            has_slot=slot is not None,
+            on_late_reply=self._absorb,
+        )
+        self._contact.start()
 
     # ------------------------------------------------------------------ read-only state
 
@@ -151,7 +177,7 @@ class ClientTrial(TrialLink, Trial):
         return self._connection.session_id
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> TrialConnection:
         """The Connection this trial was started or joined on."""
         return self._connection
 
@@ -215,32 +241,11 @@ class ClientTrial(TrialLink, Trial):
                     got=type_name(action),
                 )
             )
-        self._check_usable()
+        self._contact.check_usable()
         self._flush()
         request = orchestrator_pb2.TrialActionRequest(trial_id=self._id, actor_id=self._actor_id)
         request.action.content = action.SerializeToString()
-        with self._lock:
-            stream = self._stream
-            if self.is_over:
-                raise self._over_error()
-            if stream is not None and self._pending:
-                raise CogmentRpcError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"trial {self._id}: actor {self._actor_id} already has an action pending",
-                )
-            self._pending += 1
-        try:
-            if stream is not None:
-                reply = self._stream_reply(stream.exchange(request, self._connection.timeout))
-            else:
-                reply = self._connection._call("Action", request)
-        except CogmentRpcError as error:
-            raise self._on_action_error(error) from None
-        finally:
-            with self._lock:
-                self._pending -= 1
-                self._last_activity = time.monotonic()
-        return self._absorb(reply)
+        return self._absorb(self._contact.act(request))
 
     def begin_actions_stream(self) -> None:
         """From now on `do_action` goes over one ActionStream instead of one call per action.
@@ -249,16 +254,8 @@ class ClientTrial(TrialLink, Trial):
         """
         if self._actor_class is None:
             raise CogmentError(NO_SLOT.format(trial_id=self._id))
-        self._check_usable()
-        with self._lock:
-            if self._stream is not None and not self._stream.closed:
-                return
-            self._stream = ActionStream(
-                self._connection._open_stream,
-                self._connection._translate,
-                self._on_stream_event,
-                name=f"cogment-stream-{self._id}",
-            )
+        self._contact.check_usable()
+        self._contact.begin_actions_stream()
 
     # ------------------------------------------------------------------ feedback, messages
 
@@ -271,29 +268,29 @@ class ClientTrial(TrialLink, Trial):
         (actor ids or `Actor`s, -1 for the environment; none when empty), sent before the
         next `do_action` (or by `flush_message()`); a receiver not in the trial raises
         ValueError and nothing is queued."""
-        self._check_usable()
+        self._contact.check_usable()
         self._outbox.add_messages(user_data, send_list)
 
     def flush_feedback(self) -> None:
         """Sends the queued feedback now (GiveFeedback) instead of with the next action."""
-        self._check_usable()
+        self._contact.check_usable()
         feedbacks = self._outbox.take_feedbacks()
         if feedbacks:
             request = orchestrator_pb2.TrialFeedbackRequest(trial_id=self._id, feedbacks=feedbacks)
-            self._call("GiveFeedback", request)
+            self._contact.call("GiveFeedback", request)
 
     def flush_message(self) -> None:
         """Sends the queued messages now (SendMessage) instead of with the next action."""
-        self._check_usable()
+        self._contact.check_usable()
         messages = self._outbox.take_messages()
         if messages:
             request = orchestrator_pb2.TrialMessageRequest(trial_id=self._id, messages=messages)
-            self._call("SendMessage", request)
+            self._contact.call("SendMessage", request)
 
     def _add_feedback(
         self, actor: Actor, value: float, confidence: float, tick_id: int, user_data: UserData
     ) -> None:
-        self._check_usable()  # tick -1: the tick of the observation held
+        self._contact.check_usable()  # tick -1: the tick of the observation held
         tick = self._tick_id if tick_id == CURRENT_TICK else tick_id
         self._outbox.add_feedback(actor, value, confidence, tick, user_data)
 
@@ -325,13 +322,13 @@ class ClientTrial(TrialLink, Trial):
         The call waits at most the Connection's `timeout` (30 s without one).
 
         Raises:
-            CogmentError: the connection is closed.
+            LifecycleError: the connection is closed.
             CogmentRpcError: the orchestrator refused otherwise (the trial is over for this
                 client nonetheless).
         """
         if self.is_over or self._end.by_client:
             return
-        self._connection._check_open()
+        self._connection.ensure_open()
         if not self._end.claim():
             return
         try:
@@ -340,13 +337,14 @@ class ClientTrial(TrialLink, Trial):
             if not self.is_over:
                 request = orchestrator_pb2.TrialEndRequest(trial_id=self._id)
                 try:
-                    self._connection._call("End", request, self._connection.timeout or END_DEADLINE)
+                    timeout = self._connection.timeout or END_DEADLINE
+                    self._connection.call_unary("End", request, timeout)
                 except CogmentRpcError as error:
                     if error.code not in _END_TOLERATED:
                         raise
                     log.debug("trial %s: end(): %s", self._id, error)
         finally:
-            self._finish(REASON_CLIENT, remote=False)
+            self._contact.finish(REASON_CLIENT, remote=False)
 
     # ------------------------------------------------------------------ internals
 
@@ -371,5 +369,5 @@ class ClientTrial(TrialLink, Trial):
             self._latest_messages = reply.messages
             result = ActionResult(self._observation, reply.reward, reply.messages)
         if reply.trial_is_over:
-            self._finish(self._ask_end_reason())
+            self._contact.finish_as_told()
         return result

@@ -17,18 +17,13 @@ from cogment.api import (
     environment_pb2_grpc,
     hooks_pb2_grpc,
 )
-from cogment.constants import UNLIMITED_MESSAGES
+from cogment.constants import FAST_RECONNECT, UNLIMITED_MESSAGES
+from cogment.endpoint import endpoint_address
 from cogment.errors import LifecycleError
-from cogment.settings import endpoint_address
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.
-CHANNEL_OPTIONS = [
-    *UNLIMITED_MESSAGES,
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-]
+CHANNEL_OPTIONS = [*UNLIMITED_MESSAGES, *FAST_RECONNECT]
 
 _STUB_TYPES: dict[str, Any] = {
     "agent": agent_pb2_grpc.AgentStub,

@@ -8,7 +8,8 @@ from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
 from cogment.constants import HUMAN_ENDPOINT, MAX_ACTORS
-from cogment.settings import ActorClassList, is_grpc_endpoint
+from cogment.endpoint import is_grpc_endpoint
+from cogment.settings import ActorClassList
 
 from .ending import service_failure
 from .runtime import Runtime

@@ -18,7 +18,13 @@ import grpc
 
 from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.boundary import add_service, async_handler, async_stream_handler, check_request
-from cogment.constants import DEFAULT_MAX_MESSAGE_MB, NO_ACTOR_ID, message_size_options
+from cogment.constants import (
+    ACTOR_CLASS_METADATA,
+    DEFAULT_MAX_MESSAGE_MB,
+    NO_ACTOR_ID,
+    SESSION_ID_METADATA,
+    message_size_options,
+)
 from cogment.errors import ConfigurationError, StatusError
 from cogment.version import version_entries
 
@@ -35,8 +41,6 @@ log = logging.getLogger("cogment.orchestrator")
 
 _NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port in use is an error, not a shared port
 END_TIMEOUT_CAP = 10.0  # seconds given to End calls at most, so shutdown never hangs long
-SESSION_KEY = "session_id"
-ACTOR_CLASS_KEY = "actor_class"  # Join: the class the client plays (cogment-py clients send it)
 _TRIAL_SERVICE = orchestrator_pb2.DESCRIPTOR.services_by_name["Trial"]
 
 
@@ -49,7 +53,7 @@ def _metadata(context: grpc.aio.ServicerContext, name: str) -> str:
 
 
 def _session_id(context: grpc.aio.ServicerContext) -> str:
-    return _metadata(context, SESSION_KEY)
+    return _metadata(context, SESSION_ID_METADATA)
 
 
 class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
@@ -102,7 +106,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
     @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
         trial = self._registry.get(request.trial_id)
-        actor_class = _metadata(context, ACTOR_CLASS_KEY)
+        actor_class = _metadata(context, ACTOR_CLASS_METADATA)
         return trial.join(request.actor_id, _session_id(context), actor_class)
 
     @async_handler

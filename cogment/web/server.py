@@ -90,7 +90,7 @@ class WebBridge:
         allowed_origins: tuple[str, ...] = (),
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     ) -> None:
-        from cogment.client.connection import parse_endpoint
+        from cogment.endpoint import orchestrator_address
         from cogment.orchestrator.runner import load_project
 
         if max_tabs < 1:
@@ -103,7 +103,7 @@ class WebBridge:
         if self.static_dir is not None and not (self.static_dir / "index.html").is_file():
             raise ConfigurationError(f"--static {static_dir}: no index.html in that folder")
         self.settings = load_project(settings_or_yaml_path)
-        self.orchestrator = parse_endpoint(orchestrator)
+        self.orchestrator = orchestrator_address(orchestrator)
         self.host = host
         self.max_tabs = max_tabs
         self.max_frame = max_frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import socket
+import threading
 import uuid
 from typing import Any, Callable
 
@@ -12,15 +13,16 @@ import pytest
 
 from cogment.api import orchestrator_pb2
 from cogment.client import Connection
-from cogment.client.connection import parse_endpoint
+from cogment.endpoint import orchestrator_address
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
     ConfigurationError,
+    LifecycleError,
     TrialError,
     from_rpc_error,
 )
-from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeServer
+from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeServer, wait_until
 
 
 @pytest.mark.parametrize(
@@ -33,7 +35,7 @@ from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeS
     ],
 )
 def test_endpoints_accepted(endpoint: str, address: str) -> None:
-    assert parse_endpoint(endpoint) == address
+    assert orchestrator_address(endpoint) == address
 
 
 @pytest.mark.parametrize(
@@ -208,3 +210,25 @@ def test_every_status_code_is_translated(code: grpc.StatusCode) -> None:
     again = pickle.loads(pickle.dumps(error))
     assert (type(again), again.code, again.message) == (type(error), code, "what happened")
     assert code.name in repr(error)
+
+
+def test_closing_cancels_the_streams_opened_on_a_channel_passed_in(
+    settings: Any, server: FakeServer
+) -> None:
+    """The channel stays open, so closing the Connection must cancel its streams itself."""
+    channel = grpc.insecure_channel(server.endpoint)
+    try:
+        conn = Connection(settings, channel, heartbeat_interval=None)
+        trial = conn.start_trial("player")
+        trial.begin_actions_stream()
+        trial.do_action(settings.actor_classes.player.action_space(cell=1))
+        reader = f"cogment-stream-{trial.id}"
+        assert reader in [t.name for t in threading.enumerate()]
+        conn.close()
+        assert wait_until(lambda: reader not in [t.name for t in threading.enumerate()])
+        assert not trial.is_over  # closing is not ending
+        with pytest.raises(LifecycleError, match="is closed"):
+            trial.do_action(settings.actor_classes.player.action_space(cell=2))
+        grpc.channel_ready_future(channel).result(timeout=5)  # still usable by its owner
+    finally:
+        channel.close()

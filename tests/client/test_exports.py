@@ -16,7 +16,16 @@ def test_exported_names() -> None:
     for name in cogment.client.__all__:
         assert getattr(cogment.client, name) is not None
     public = {n for n in vars(cogment.client) if not n.startswith("_")}
-    modules = {"connection", "ending", "heartbeat", "link", "slot", "stream", "trial"}
+    modules = {
+        "connection",
+        "contact",
+        "ending",
+        "heartbeat",
+        "interface",
+        "slot",
+        "stream",
+        "trial",
+    }
     assert public - modules == set(cogment.client.__all__)
 
 

@@ -367,7 +367,7 @@ def test_a_second_action_on_a_busy_stream_is_refused(settings: Any) -> None:
             trial.begin_actions_stream()
             worker = threading.Thread(target=trial.do_action, args=(move(conn),))
             worker.start()
-            assert wait_until(lambda: "Action" in fake_hold.methods() or trial._pending > 0)
+            assert wait_until(lambda: fake_hold.trials[trial.id].pending)  # the action arrived
             with pytest.raises(CogmentRpcError, match="already has an action pending"):
                 trial.do_action(move(conn))
             fake_hold.release.set()

@@ -11,7 +11,7 @@ import pytest
 
 from cogment.api import orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client import Connection
-from cogment.errors import CogmentRpcError, TrialError
+from cogment.errors import CogmentRpcError, ConfigurationError, TrialError
 from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services, free_port
 
@@ -88,6 +88,20 @@ def test_slots_that_cannot_be_joined(orchestrator: Start, connect: Connect) -> N
         connect(orch).join_trial("player", trial.id, 0)  # the starting client holds it
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.message == f"trial {trial.id}: actor 0 is already joined"
+
+
+def test_a_join_for_another_class_leaves_the_slot_free(
+    orchestrator: Start, connect: Connect
+) -> None:
+    orch = orchestrator(actors=TWO_HUMANS)
+    conn = connect(orch)
+    trial = conn.start_trial("player")
+    with pytest.raises(ConfigurationError) as info:
+        conn.join_trial("watcher", trial.id, 1)  # a human slot, of class player
+    assert str(info.value) == f"trial {trial.id}: actor 1 is of class 'player', not 'watcher'"
+    second = connect(orch).join_trial("player", trial.id, 1)  # refused before it was taken
+    assert second.actor_id == 1
+    second.end()
 
 
 def test_bad_action_bytes_are_an_invalid_argument(orchestrator: Start, connect: Connect) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -16,7 +18,7 @@ import pytest
 
 from cogment.client import Connection
 from cogment.client.heartbeat import LOST_AFTER_SECONDS
-from cogment.errors import TrialEndedError, TrialError
+from cogment.errors import CogmentRpcError, TrialEndedError, TrialError
 from tests.e2e.conftest import LOCALHOST
 from tests.listeners import Ends
 
@@ -126,3 +128,82 @@ def test_an_idle_client_learns_that_its_orchestrator_is_gone(
     finally:
         relay.cut()
         far.close()
+
+
+ORCHESTRATOR = r"""
+import sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import cog_settings
+import cogment
+from cogment.api import common_pb2
+params = common_pb2.TrialParams.FromString(bytes.fromhex(sys.argv[4]))
+orch = cogment.Orchestrator(
+    cog_settings, port=int(sys.argv[3]), default_trial_params=params, pre_hooks=[],
+    datalog_endpoint="",
+).start()
+print(orch.port, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+class OrchestratorProcess:
+    """`cogment.Orchestrator` in a process of its own, on a given port, to kill."""
+
+    def __init__(self, port: int, params: Any, generated_dir: Any, project_dir: Any) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                ORCHESTRATOR,
+                str(generated_dir),
+                str(project_dir),
+                str(port),
+                params.SerializeToString().hex(),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert int(self.process.stdout.readline()) == port  # it serves
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
+def test_a_restarted_orchestrator_is_usable_at_once_and_its_lost_trials_fail(
+    cog_settings: types.ModuleType, services: Any, generated_dir: Any, project_dir: Any
+) -> None:
+    from tests.e2e.conftest import free_port, trial_params
+
+    params = trial_params(cog_settings, services)
+    port = free_port()
+    first = OrchestratorProcess(port, params, generated_dir, project_dir)
+    conn = Connection(cog_settings, f"{LOCALHOST}:{port}", timeout=10, heartbeat_interval=0.2)
+    second = None
+    try:
+        idle = conn.start_trial("player")
+        ends = Ends()
+        idle.set_on_trial_end_event_listener(ends)
+        first.kill()  # no word to anyone: its trials are gone with it
+        second = OrchestratorProcess(port, params, generated_dir, project_dir)
+        back = time.monotonic()
+        started = None
+        while started is None and time.monotonic() - back < 4.0:  # reconnects within ~1 s
+            with contextlib.suppress(CogmentRpcError):
+                started = conn.start_trial("player")
+        assert started is not None, "the restarted orchestrator was not usable within 4 s"
+        started.end()
+        # the idle trial's heartbeats reach the new orchestrator, which does not know it
+        assert ends.called.wait(BOUND)
+        assert isinstance(idle.error, TrialError)
+        assert idle.end_reason == (
+            f"the orchestrator at {LOCALHOST}:{port} does not know the trial "
+            "(it restarted, or another orchestrator answers there)"
+        )
+    finally:
+        conn.close()
+        first.kill()
+        if second is not None:
+            second.kill()
