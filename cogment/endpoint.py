@@ -54,6 +54,13 @@ class Endpoint(NamedTuple):
         return self.host in LOCAL_HOSTS
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port` for a host as a user writes it (an IPv6 host gets its brackets)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return Endpoint(host, port).address
+
+
 def parse_grpc_endpoint(text: str, *, scheme_optional: bool = False) -> Optional[Endpoint]:
     """The endpoint `grpc://host:port` (or `host:port` too, with `scheme_optional`) names;
     None when `text` is not one, or its port is not in 1..65535."""

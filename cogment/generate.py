@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import importlib
 import importlib.util
+import keyword
 import os
 import pprint
 import shutil
@@ -46,6 +47,21 @@ def proto_module_name(proto_file: str) -> str:
     """`sub/city.proto` -> `sub.city_pb2`, the module grpcio-tools writes for it."""
     stem = proto_file[: -len(".proto")].replace("\\", "/").replace("-", "_")
     return stem.replace("/", ".") + "_pb2"
+
+
+def _check_proto_names(spec: ProjectSpec) -> None:
+    """Every imported .proto compiles to a module Python can import (`2d.proto` would be
+    `import 2d_pb2`, a syntax error in the generated code)."""
+    for i, proto_file in enumerate(spec.proto_files):
+        module = proto_module_name(proto_file)
+        if not all(
+            part.isidentifier() and not keyword.iskeyword(part) for part in module.split(".")
+        ):
+            raise ConfigurationError(
+                f"{spec.path}: import.proto[{i}]: {proto_file!r} compiles to the module "
+                f"{module!r}, which Python cannot import: name the file (and its folders) "
+                "with letters, digits, '_' or '-', not starting with a digit"
+            )
 
 
 class _ProjectTypes:
@@ -279,6 +295,7 @@ def generate(yaml_path: str, python_dir: str) -> str:
         ConfigurationError: one line naming the file, the key and what is wrong.
     """
     spec = load_spec(yaml_path)
+    _check_proto_names(spec)
     _check_python_modules(spec)
     with tempfile.TemporaryDirectory() as staging:
         project_types = _ProjectTypes(spec, _compile(spec, staging))

@@ -55,7 +55,7 @@ from cogment.errors import (
     from_rpc_error,
     is_wrong_slot,
 )
-from cogment.settings import ActorClass, Settings
+from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClass, Settings
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +475,9 @@ class Connection:
             found = classes.get(actor_class)
             if found is None:
                 raise ConfigurationError(
-                    f"unknown actor class {actor_class!r} (declared: {', '.join(classes.ids)})"
+                    UNKNOWN_ACTOR_CLASS.format(
+                        actor_class=actor_class, declared=", ".join(classes.ids)
+                    )
                 )
             return found
         if not isinstance(actor_class, ActorClass) or classes.get(actor_class.id) is None:

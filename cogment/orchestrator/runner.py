@@ -11,6 +11,7 @@ from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
+from cogment.endpoint import host_port
 from cogment.errors import CogmentError
 from cogment.lifecycle import Lifecycle, misuse
 
@@ -88,7 +89,7 @@ class Orchestrator:
     @property
     def endpoint(self) -> str:
         """`host:port`, what a client connects to."""
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     @property
     def trial_count(self) -> int:

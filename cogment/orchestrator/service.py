@@ -25,11 +25,13 @@ from cogment.constants import (
     SESSION_ID_METADATA,
     message_size_options,
 )
+from cogment.endpoint import host_port
 from cogment.errors import ConfigurationError, StatusError
 from cogment.version import version_entries
 
 from . import params as trial_params
 from . import status, wire
+from .calls import consume
 from .ending import ENDED_BY_CLIENT, SHUTDOWN
 from .endpoints import Endpoints
 from .humans import Aborted, Last, Reply
@@ -156,7 +158,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         finally:
             # a client that goes away while idle is not an error: its pending read is dropped
             if next_request is not None:
-                next_request.add_done_callback(_consume)
+                next_request.add_done_callback(consume)
                 next_request.cancel()
 
     @async_handler
@@ -174,12 +176,6 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         trial = self._registry.get(request.trial_id)
         trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    """Retrieves the outcome of a future nobody awaits (so asyncio does not report it)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _answer(reply: Reply) -> Any:
@@ -250,7 +246,7 @@ class OrchestratorServer:
         Raises:
             ConfigurationError: the address cannot be bound (in use, bad host...).
         """
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = host_port(host, port)
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
         server = grpc.aio.server(

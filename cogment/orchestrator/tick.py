@@ -36,7 +36,7 @@ from cogment.errors import StatusError
 from . import params as trial_params
 from . import wire
 from .actors import Actor
-from .calls import discard, end_services, uncancel
+from .calls import discard, end_services, spawn, uncancel
 from .checks import check_feedbacks, check_messages
 from .datalog import DatalogStream
 from .ending import ENDED_BY_ENV, MAX_STEPS_REACHED, SHUTDOWN, TrialEnd, service_failure
@@ -261,7 +261,7 @@ class Trial:
                 self._final = self._next_steps(None, rewards, routed)
             env_messages = routed.get(ENVIRONMENT_ID) if routed else None
             if env_messages:
-                self._env_messages = self._loop.create_task(self._env_on_message(env_messages))
+                self._env_messages = spawn(self._env_on_message(env_messages))
             if humans:
                 humans.answer(observations, rewards, routed, last=ending is not None)
             if self._datalog is not None:
@@ -319,10 +319,10 @@ class Trial:
             rewards = [(tick, r[agent.id]) for tick, r in by_tick if agent.id in r]
             messages = routed.get(agent.id) if routed else None
             if rewards or messages:
-                deliveries.append(self._loop.create_task(self._last_step(agent, rewards, messages)))
+                deliveries.append(spawn(self._last_step(agent, rewards, messages)))
         env_messages = routed.get(ENVIRONMENT_ID) if routed else None
         if env_messages and self._env_started:
-            deliveries.append(self._loop.create_task(self._env_on_message(env_messages)))
+            deliveries.append(spawn(self._env_on_message(env_messages)))
         return deliveries
 
     async def _last_step(
@@ -430,7 +430,7 @@ class Trial:
                     steps.append(agent.decide(request, timeout=timeout))
             else:
                 step = self._agent_step(agent, reward, messages, request, self._tick - 1)
-                steps.append(self._loop.create_task(step))
+                steps.append(spawn(step))
         return steps
 
     async def _agent_step(

@@ -22,7 +22,8 @@ from cogment.errors import (
     TrialError,
     from_rpc_error,
 )
-from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeServer, wait_until
+from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeServer
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -225,7 +226,11 @@ def test_closing_cancels_the_streams_opened_on_a_channel_passed_in(
         reader = f"cogment-stream-{trial.id}"
         assert reader in [t.name for t in threading.enumerate()]
         conn.close()
-        assert wait_until(lambda: reader not in [t.name for t in threading.enumerate()])
+        wait_until(
+            lambda: reader not in [t.name for t in threading.enumerate()],
+            5,
+            "the stream's reader thread ended",
+        )
         assert not trial.is_over  # closing is not ending
         with pytest.raises(LifecycleError, match="is closed"):
             trial.do_action(settings.actor_classes.player.action_space(cell=2))

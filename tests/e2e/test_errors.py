@@ -12,8 +12,8 @@ import pytest
 from cogment.api import orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client import Connection
 from cogment.errors import CogmentRpcError, ConfigurationError, TrialError
-from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services, free_port
+from tests.waiting import wait_until
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
@@ -43,7 +43,7 @@ def test_a_second_concurrent_action_is_refused(orchestrator: Start, connect: Con
     for worker in workers:
         worker.start()
     # one of the two calls is pending (the trial waits for the second human), the other refused
-    assert wait_until(lambda: len(outcomes) == 1)
+    wait_until(lambda: len(outcomes) == 1, 5, "one of the two actions is refused")
     refused = outcomes[0]
     assert isinstance(refused, CogmentRpcError)
     assert refused.code is grpc.StatusCode.FAILED_PRECONDITION

@@ -11,16 +11,17 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import grpc
 import pytest
 
-from cogment.client import Connection
+from cogment.client import ClientTrial, Connection
 from cogment.client.heartbeat import LOST_AFTER_SECONDS
 from cogment.errors import CogmentRpcError, TrialEndedError, TrialError
 from tests.e2e.conftest import LOCALHOST
-from tests.listeners import Ends
+from tests.listeners import Ends, settle
+from tests.waiting import TrialLookups, wait_until
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
@@ -87,13 +88,16 @@ def test_an_idle_client_learns_that_its_orchestrator_is_gone(
     far = Connection(cog_settings, relay.endpoint, timeout=30, heartbeat_interval=0.2)
     # direct: sees the orchestrator's orderly shutdown
     near = connect(orch, heartbeat_interval=0.2)
+    lookups = TrialLookups(orch)
     try:
         trials = [conn.start_trial("player") for conn in (far, near)]
         ends = [Ends(), Ends()]
         for trial, listener in zip(trials, ends):
             assert trial.do_action(Move(cell=1)).observation.turn == 1
             trial.set_on_trial_end_event_listener(listener)
-        time.sleep(0.5)  # idle, heartbeats going
+        for trial in trials:  # idle, heartbeats going: the first one's answer was handled
+            seen = lookups.count(trial.id)  # (the action)
+            lookups.wait(trial.id, seen + 2, 5, "2 heartbeats reached the orchestrator")
         assert not any(trial.is_over for trial in trials)
 
         gone = time.monotonic()
@@ -122,9 +126,12 @@ def test_an_idle_client_learns_that_its_orchestrator_is_gone(
             assert stopped.end_reason.startswith(f"lost the orchestrator at {orch.endpoint}: ")
             with pytest.raises(TrialError, match="lost the orchestrator"):
                 stopped.do_action(Move(cell=2))
-        time.sleep(0.3)
-        assert [len(listener.calls) for listener in ends] == [1, 1]
         assert far.trials == near.trials == []
+        for conn in (far, near):
+            conn.close()  # joins its heartbeat thread: nothing more can come from it
+        for trial in trials:
+            settle(trial)
+        assert [len(listener.calls) for listener in ends] == [1, 1]
     finally:
         relay.cut()
         far.close()
@@ -188,12 +195,14 @@ def test_a_restarted_orchestrator_is_usable_at_once_and_its_lost_trials_fail(
         idle.set_on_trial_end_event_listener(ends)
         first.kill()  # no word to anyone: its trials are gone with it
         second = OrchestratorProcess(port, params, generated_dir, project_dir)
-        back = time.monotonic()
-        started = None
-        while started is None and time.monotonic() - back < 4.0:  # reconnects within ~1 s
+
+        def start() -> Optional[ClientTrial]:
             with contextlib.suppress(CogmentRpcError):
-                started = conn.start_trial("player")
-        assert started is not None, "the restarted orchestrator was not usable within 4 s"
+                return conn.start_trial("player")
+            return None
+
+        # the connection reconnects within ~1 s
+        started = wait_until(start, 4.0, "the restarted orchestrator is usable")
         started.end()
         # the idle trial's heartbeats reach the new orchestrator, which does not know it
         assert ends.called.wait(BOUND)

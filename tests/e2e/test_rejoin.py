@@ -15,8 +15,8 @@ from cogment.client import Connection
 from cogment.errors import CogmentRpcError, ConfigurationError
 from cogment.orchestrator.actors import Actor
 from cogment.orchestrator.humans import FOLD_AFTER, Observations
-from tests.client.fake_orchestrator import wait_until
 from tests.e2e.model import BoardModel
+from tests.waiting import wait_until
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
@@ -63,13 +63,13 @@ def test_joining_again_abandons_the_old_connections_pending_action(
     waiting = threading.Thread(target=lambda: _quietly(trial.do_action, Move(cell=2)), daemon=True)
     waiting.start()  # waits for the other slot's action
     slot = orch._server.registry.get(trial.id).humans.slots[0]  # peek: is the action filed?
-    assert wait_until(lambda: slot.waiter is not None, 10)
+    wait_until(lambda: slot.waiter is not None, 10, "the first action is filed")
     again = connect(orch, session_id=first.session_id).join_trial("player", trial.id, 0)
     result: list[Any] = []
     second = threading.Thread(target=lambda: result.append(again.do_action(Move(cell=3))))
     assert slot.waiter is None  # the old call was let go
     second.start()
-    assert wait_until(lambda: slot.waiter is not None, 10)  # the new action is filed
+    wait_until(lambda: slot.waiter is not None, 10, "the new action is filed")
     other.do_action(Move(cell=0))
     second.join(10)
     assert result and result[0].observation.turn == 1

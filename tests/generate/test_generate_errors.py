@@ -217,6 +217,31 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("name", ["2d-grid.proto", "class/city.proto", "sub dir/city.proto"])
+def test_a_proto_python_cannot_import_is_refused(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text(PROTO)
+    path = make_project(tmp_path, VALID.replace("proto: [city.proto]", f"proto: [{name!r}]"))
+    out = tmp_path / "out"
+    code, err = run_generate(path, out, capsys)
+    assert code == 1
+    assert err.strip().startswith(
+        f"error: {path}: import.proto[0]: {name!r} compiles to the module "
+    )
+    assert "which Python cannot import" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists(), "nothing is written"
+
+
+def test_a_proto_with_a_dash_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "city-map.proto").write_text(PROTO)
+    path = make_project(tmp_path, VALID.replace("proto: [city.proto]", "proto: [city-map.proto]"))
+    code, err = run_generate(path, tmp_path / "out", capsys)
+    assert code == 0, err
+    assert (tmp_path / "out" / "city_map_pb2.py").exists()
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_malformed_project_is_one_clear_line(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Optional
 
 from cogment.launch_process import group_members
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CITY = REPO / "examples" / "city"
@@ -111,13 +112,14 @@ def alive(pid: int) -> bool:
 
 
 def assert_gone(pids: Iterable[int], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    left = list(pids)
-    while left and time.monotonic() < deadline:
-        left = [pid for pid in left if alive(pid)]
-        if left:
-            time.sleep(0.05)
-    assert not left, f"processes still alive after cogment launch: {left}"
+    """Every process of `pids` (and its group) is gone within `within` seconds."""
+    pids = list(pids)
+    wait_until(
+        lambda: not any(alive(pid) for pid in pids),
+        within,
+        f"the processes {pids} cogment launch started (and their groups) are gone",
+        interval=0.05,
+    )
 
 
 def write_launch_file(folder: Path, text: str) -> Path:

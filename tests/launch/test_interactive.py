@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import pytest
 
 from tests.launch.conftest import CITY, CITY_LAUNCH, REPO, assert_gone, launch_command, started_pids
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,12 @@ def test_the_driver_without_a_terminal_says_so(city_settings: None) -> None:
         "driver.py: interactive driving needs a terminal (stdin and stdout are not a TTY); "
         "use --auto for the scripted driver\n"
     )
+
+
+def reaped(pid: int) -> Optional[tuple[int, int]]:
+    """(pid, wait status) once the child `pid` exited (and is reaped), else None."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return (done, status) if done else None
 
 
 def _has_curses() -> bool:
@@ -87,13 +95,11 @@ def test_interactive_driving_in_a_terminal() -> None:
         for signum in (None, signal.SIGTERM, signal.SIGKILL):  # launch stops what it started
             if signum is not None:
                 os.kill(pid, signum)
-            deadline = time.monotonic() + 15
-            done = 0
-            while not done and time.monotonic() < deadline:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.05)
-            if done:
+            try:
+                _, status = wait_until(lambda: reaped(pid), 15, "launch exited", interval=0.05)
                 break
+            except AssertionError:
+                continue  # still running: the next, harder signal
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, output[-2000:]
     text = output.decode(errors="replace")

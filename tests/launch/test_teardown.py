@@ -21,6 +21,8 @@ from tests.launch.conftest import (
     write_launch_file,
 )
 
+# a command that runs until it is stopped: what a service or a client that never ends does
+# (its 120 s only bound a leak, should a test fail to stop it)
 SLEEP = "python -c 'import time; time.sleep(120)'"
 
 
@@ -94,9 +96,10 @@ def test_grandchildren_that_ignore_sigterm_are_killed_with_their_group(tmp_path:
         "services:\n"
         "  - name: stubborn\n"
         "    command: python version_server.py --grandchild --port {port}\n"
-        "    port: 9999\n"  # the client starts once it serves: after it started the grandchild
+        # the client starts once it serves: after its grandchild ignores SIGTERM
+        "    port: 9999\n"
         "client:\n"
-        "  command: python -c 'import time; time.sleep(0.5)'\n",
+        "  command: python -c 'print(\"done\")'\n",  # ends at once: launch then stops all
     )
     run = run_launch(str(tmp_path / "launch.yaml"), "--free-ports", timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -3,7 +3,8 @@
     python version_server.py --port N [--grandchild]
 
 With --grandchild it also starts a child process that ignores SIGTERM and prints
-`grandchild <pid>`, to check that `cogment launch` leaves no stray processes.
+`grandchild <pid>` once it does (before serving), to check that `cogment launch` leaves no
+stray processes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import grpc
 
 from cogment.api import common_pb2
 
-_IGNORE_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+# the grandchild: deaf to SIGTERM, it says so on stderr, then runs until killed (its 120 s
+# only bound a leak); its stdout is the service's, as a stray child's would be
+_IGNORE_TERM = (
+    "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('ignoring SIGTERM', file=sys.stderr, flush=True); time.sleep(120)"
+)
 
 
 def main() -> None:
@@ -27,7 +33,9 @@ def main() -> None:
     parser.add_argument("--grandchild", action="store_true")
     args = parser.parse_args()
     if args.grandchild:
-        child = subprocess.Popen([sys.executable, "-c", _IGNORE_TERM])
+        child = subprocess.Popen([sys.executable, "-c", _IGNORE_TERM], stderr=subprocess.PIPE)
+        assert child.stderr is not None
+        child.stderr.readline()  # it ignores SIGTERM now
         print(f"grandchild {child.pid}", flush=True)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     handler = grpc.unary_unary_rpc_method_handler(

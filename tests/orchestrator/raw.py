@@ -1,11 +1,10 @@
 """Services written straight on grpcio, as another SDK would: they prove interop at the
 protocol level and let tests produce what our SDK never sends (huge observations, bare -1
-feedback, bad ObservationSets, slow or failing calls)."""
+feedback, bad ObservationSets, calls that fail or never answer in time)."""
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent import futures
 from typing import Any, Callable, Optional
 
@@ -91,13 +90,21 @@ class RawEnv(environment_pb2_grpc.EnvironmentServicer, Recorder):
         return environment_pb2.EnvEndReply()
 
 
-class RawAgent(agent_pb2_grpc.AgentServicer, Recorder):
-    """Decide answers `decide(request)` (an empty action by default)."""
+HELD_AT_MOST = 30.0  # seconds a held Decide waits for its release (a failed test's leftover)
 
-    def __init__(self, decide: Optional[Callable[[Any], Any]] = None, delay: float = 0.0):
+
+class RawAgent(agent_pb2_grpc.AgentServicer, Recorder):
+    """Decide answers `decide(request)` (an empty action by default); with `hold`, only once
+    that event is set (a test sets it when done): an agent that never answers in time."""
+
+    def __init__(
+        self,
+        decide: Optional[Callable[[Any], Any]] = None,
+        hold: Optional[threading.Event] = None,
+    ):
         Recorder.__init__(self)
         self.decide = decide
-        self.delay = delay
+        self.hold = hold
 
     def Start(self, request: Any, context: Any) -> Any:
         self.record("Start", request)
@@ -105,8 +112,8 @@ class RawAgent(agent_pb2_grpc.AgentServicer, Recorder):
 
     def Decide(self, request: Any, context: Any) -> Any:
         self.record("Decide", request)
-        if self.delay:
-            time.sleep(self.delay)
+        if self.hold is not None:
+            self.hold.wait(HELD_AT_MOST)
         if self.decide is not None:
             return self.decide(request)
         return agent_pb2.AgentDecideReply()

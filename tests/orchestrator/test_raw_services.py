@@ -13,6 +13,7 @@ import pytest
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
 from tests.orchestrator.conftest import TIMEOUT, raw_params
 from tests.orchestrator.raw import RawAgent, RawEnv, RawHooks, RawLogExporter, one_observation
+from tests.waiting import wait_until
 
 HUMAN_AND_AGENT = [("player", "human")]
 
@@ -126,27 +127,30 @@ def test_join_turns_a_delta_into_a_snapshot(orchestrator, trial_stub, raw_server
 
 def test_a_slow_agent_ends_its_trial(orchestrator, trial_stub, raw_server):
     env = RawEnv()
-    slow = RawAgent(delay=2.0)
+    answer = threading.Event()  # the agent's Decide answers only once the test is done
+    slow = RawAgent(hold=answer)
     params = raw_params(raw_server(env), [("player", "human"), ("player", raw_server(slow))])
     orch = orchestrator(params, response_timeout=0.5)
     stub = trial_stub(orch)
-    started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
-    begun = time.monotonic()
-    with pytest.raises(grpc.RpcError) as caught:
-        action(stub, started.trial_id)
-    assert time.monotonic() - begun < 2.0
-    assert caught.value.code() == grpc.StatusCode.ABORTED
-    message = caught.value.details() or ""
-    assert message.startswith(f"trial {started.trial_id} ended: agent actor 1 (class 'player')")
-    assert "Decide failed: DEADLINE_EXCEEDED" in message and "within 0.5 s" in message
-    with pytest.raises(grpc.RpcError) as later:
-        action(stub, started.trial_id)
-    assert later.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "failed: agent actor 1" in (later.value.details() or "")
-    deadline = time.monotonic() + TIMEOUT
-    while not (env.of("End") and slow.of("End")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(env.of("End")) == 1 and len(slow.of("End")) == 1
+    try:
+        started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
+        begun = time.monotonic()
+        with pytest.raises(grpc.RpcError) as caught:
+            action(stub, started.trial_id)
+        assert time.monotonic() - begun < 2.0
+        assert caught.value.code() == grpc.StatusCode.ABORTED
+        message = caught.value.details() or ""
+        assert message.startswith(f"trial {started.trial_id} ended: agent actor 1 (class 'player')")
+        assert "Decide failed: DEADLINE_EXCEEDED" in message and "within 0.5 s" in message
+        with pytest.raises(grpc.RpcError) as later:
+            action(stub, started.trial_id)
+        assert later.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "failed: agent actor 1" in (later.value.details() or "")
+        wait_until(lambda: env.of("End") and slow.of("End"), TIMEOUT, "both services got End")
+        orch.stop()  # waits for the trial's task: every End it would call has been called
+        assert len(env.of("End")) == 1 and len(slow.of("End")) == 1
+    finally:
+        answer.set()
 
 
 def test_a_failing_trial_next_to_a_healthy_one(orchestrator, trial_stub, raw_server, project):
@@ -160,7 +164,8 @@ def test_a_failing_trial_next_to_a_healthy_one(orchestrator, trial_stub, raw_ser
             context.params.actors[1].endpoint = failing_endpoint
 
     hook = raw_server(RawHooks(rewrite))
-    stub = trial_stub(orchestrator(project.params(max_steps=10), pre_hooks=[hook]))
+    orch = orchestrator(project.params(max_steps=10), pre_hooks=[hook])
+    stub = trial_stub(orch)
     healthy = stub.Start(orchestrator_pb2.TrialStartRequest(user_id="fine"), timeout=TIMEOUT)
     doomed = stub.Start(orchestrator_pb2.TrialStartRequest(user_id="doomed"), timeout=TIMEOUT)
     errors: list[grpc.RpcError] = []
@@ -181,6 +186,9 @@ def test_a_failing_trial_next_to_a_healthy_one(orchestrator, trial_stub, raw_ser
     details = errors[0].details() or ""
     assert details.startswith(f"trial {doomed.trial_id} ended: agent actor 1 (class 'player')")
     assert f"at {failing_endpoint}: Decide failed: UNKNOWN" in details
+    # a failure tells the clients first, then calls End on the services
+    wait_until(lambda: failing.of("End"), TIMEOUT, "the failing agent got End")
+    orch.stop()  # waits for the trials' tasks: every End they would call has been called
     assert len(failing.of("End")) == 1
 
 
@@ -202,15 +210,15 @@ def test_unreachable_environment(orchestrator, trial_stub):
 
 def test_a_bad_observation_set_fails_the_trial(orchestrator, trial_stub, raw_server):
     env = RawEnv(observation=lambda tick, n: one_observation(b"", n + 1 if tick else n, tick))
-    stub = trial_stub(orchestrator(raw_params(raw_server(env), [("player", "human")])))
+    orch = orchestrator(raw_params(raw_server(env), [("player", "human")]))
+    stub = trial_stub(orch)
     started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
     with pytest.raises(grpc.RpcError) as caught:
         action(stub, started.trial_id)
     assert caught.value.code() == grpc.StatusCode.ABORTED
     assert "ObservationSet" in (caught.value.details() or "")
-    deadline = time.monotonic() + TIMEOUT
-    while not env.of("End") and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: env.of("End"), TIMEOUT, "the environment got End")
+    orch.stop()  # waits for the trial's task: every End it would call has been called
     assert len(env.of("End")) == 1
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from cogment.web import protocol as p
 from cogment.web.server import WebBridge
-from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services
+from tests.waiting import wait_until
 from tests.web.conftest import Tab, run
 
 Start = Callable[..., Any]
@@ -137,13 +137,13 @@ def test_feedback_and_messages_reach_the_services(
                 events = journal.events(trial_id, who)
                 return any(e[1] == "on_message" and (0, "hi all") in e[2] for e in events)
 
-            assert wait_until(lambda: heard("watcher2") and heard("player1"), 10)
+            wait_until(lambda: heard("watcher2") and heard("player1"), 10, "both heard the tab")
 
             def rewards() -> list[Any]:
                 return [e[2] for e in journal.events(trial_id, "player1") if e[1] == "reward"]
 
             # alice's reward for tick 0: the watcher's (0, 0.5) and the tab's (3, 2)
-            assert wait_until(rewards, 10)
+            wait_until(rewards, 10, "alice got a reward")
             assert rewards()[0] == (pytest.approx(6 / 2.5), pytest.approx(2.5))
             await tab.request({"type": "end"})
 
@@ -424,6 +424,6 @@ def test_tabs_and_sessions_are_bounded(orchestrator: Start, bridge: Bridge) -> N
                 assert full["code"] == p.BRIDGE_FULL and "--max-tabs" in full["message"]
                 assert await third.closed() == 1013
                 await third.close()
-        assert wait_until(lambda: web.tab_count == 0, 10)
+        wait_until(lambda: web.tab_count == 0, 10, "every tab is gone")
 
     run(body())

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from cogment.web import protocol as p
 from cogment.web.server import WebBridge
-from tests.client.fake_orchestrator import wait_until
+from tests.waiting import wait_until
 from tests.web.conftest import Tab, run
 
 Start = Callable[..., Any]
@@ -73,8 +73,9 @@ def test_a_closed_tab_is_a_vanished_client_an_open_one_is_not(
             # no heartbeat comes for it any more: the orchestrator reaps its trial after
             # max_inactivity; by then the idle tab's trial, older, would have been reaped too
             # without the heartbeats its open tab keeps sending
-            reaped = await asyncio.to_thread(wait_until, lambda: orch.trial_count == 1, 15)
-            assert reaped
+            await asyncio.to_thread(
+                wait_until, lambda: orch.trial_count == 1, 15, "the vanished tab's trial is reaped"
+            )
             async with await Tab.open(web) as other:
                 late = await other.request(
                     {"type": "join", "trial_id": gone["trial_id"], "actor_id": 0}
@@ -84,7 +85,7 @@ def test_a_closed_tab_is_a_vanished_client_an_open_one_is_not(
             tick = await idle.request({"type": "act", "action": {"cell": 1}})
             assert tick["tick_id"] == 1 and kept["trial_id"] != gone["trial_id"]
             await idle.request({"type": "end"})
-        assert await asyncio.to_thread(wait_until, lambda: web.tab_count == 0, 10)
+        await asyncio.to_thread(wait_until, lambda: web.tab_count == 0, 10, "no tab is left")
 
     run(body())
 
@@ -99,7 +100,7 @@ def test_a_tab_joins_its_slot_again_after_closing(orchestrator: Start, bridge: B
         trial_id = joined["trial_id"]
         tick = await tab.request({"type": "act", "action": {"cell": 2}})
         await tab.close()  # a reloaded page
-        await asyncio.to_thread(wait_until, lambda: web.tab_count == 0, 10)
+        await asyncio.to_thread(wait_until, lambda: web.tab_count == 0, 10, "the tab is gone")
 
         # another session cannot take the slot
         async with await Tab.open(web) as stranger:
