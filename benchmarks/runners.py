@@ -393,3 +393,68 @@ def held_trials(counts: list[int]) -> Callable[[Run], Sample]:
         }
 
     return run_once
+
+
+def gym_floor(mode: str) -> Callable[[Run], Sample]:
+    """CartPole through the raw chain: floor client -> floor middle (no agents) -> a bare
+    grpcio env stepping CartPole (see benchmarks.gym)."""
+
+    def run_once(run: Run) -> Sample:
+        env_port, middle_port = free_port(), free_port()
+        with Setup(run) as setup:
+            env = setup.spawn("floor-gym-env", ["--port", str(env_port)])
+            args = ["--mode", mode, "--agent", _addr(env_port), "--env", _addr(env_port)]
+            args += ["--agents", "0", "--port", str(middle_port), "--wait-for", _addr(env_port)]
+            middle = setup.spawn("floor-middle", args, profile_as="middle")
+            client = setup.spawn(
+                "floor-gym-client",
+                ["--target", _addr(middle_port), "--wait-for", _addr(middle_port)],
+                client=True,
+            )
+            _ready(env, middle, client)
+            pids = {"hub": middle.pid, "env": env.pid, "client": client.pid}
+            return window(run, env, [env_port, middle_port], pids)
+
+    return run_once
+
+
+def gym_cogment() -> Callable[[Run], Sample]:
+    """CartPole through cogment: `cogment gym serve`, `cogment orchestrator` on the project
+    `cogment gym init` writes, and a TrialEnv client."""
+
+    def run_once(run: Run) -> Sample:
+        from benchmarks.gym import write_project
+
+        env_port, port = free_port(), free_port()
+        yaml_path = write_project(os.path.join(run.project.root, "gym"), env_port)
+        with Setup(run) as setup:
+            env = setup.spawn("gym-env", ["--port", str(env_port)], profile_as="env")
+            orch = setup.spawn(
+                "orchestrator",
+                ["--file", yaml_path, "--port", str(port)],
+                profile_as="orchestrator",
+            )
+            _ready(env, orch)
+            client = setup.spawn(
+                "gym-client",
+                ["--target", _addr(port), "--wait-for", _addr(env_port)],
+                profile_as="client",
+                client=True,
+            )
+            _ready(client)
+            pids = {"hub": orch.pid, "env": env.pid, "client": client.pid}
+            return window(run, env, [port, env_port], pids)
+
+    return run_once
+
+
+def gym_inprocess() -> Callable[[Run], Sample]:
+    """CartPole stepped in one process (no network)."""
+
+    def run_once(run: Run) -> Sample:
+        with Setup(run) as setup:
+            worker = setup.spawn("gym-inprocess", [], client=True)
+            _ready(worker)
+            return window(run, worker, [], {"env": worker.pid})
+
+    return run_once

@@ -202,6 +202,41 @@ def groups() -> list[list[Measure]]:
     g.append(
         [
             Measure(
+                "floor.sync.gym",
+                9,
+                "floor sync gym (CartPole)",
+                runners.gym_floor("sync"),
+                unit="steps/s",
+            ),
+            Measure(
+                "floor.aio.gym",
+                9,
+                "floor aio gym (CartPole)",
+                runners.gym_floor("aio"),
+                unit="steps/s",
+            ),
+            Measure(
+                "gym.trialenv",
+                9,
+                "CartPole: TrialEnv + cogment gym serve",
+                runners.gym_cogment(),
+                unit="steps/s",
+                floor=_floor_ids("gym"),
+                target=0.80,
+            ),
+            Measure(
+                "gym.inprocess",
+                9,
+                "CartPole in-process (no network)",
+                runners.gym_inprocess(),
+                unit="steps/s",
+                floor=_floor_ids("gym"),
+            ),
+        ]
+    )
+    g.append(
+        [
+            Measure(
                 "held.full",
                 7,
                 "idle trials held: 1, 100, 1000",

@@ -3,6 +3,8 @@
 cogment generate [--file cogment.yaml] --python_dir=DIR
 cogment orchestrator [--file cogment.yaml] [--port 9000] ...
 cogment launch launch.yaml [--timeout S]
+cogment gym serve ENV_ID --port N | cogment gym init ENV_ID DIR
+cogment pettingzoo serve MODULE:FUNCTION --port N | cogment pettingzoo init MODULE:FUNCTION DIR
 cogment web [--file cogment.yaml] [--orchestrator localhost:9000] [--port 8080] ...
 cogment --version
 """
@@ -22,6 +24,11 @@ SUBCOMMANDS = {
     "generate": ("cogment.generate", "generate cog_settings.py and the compiled protos"),
     "orchestrator": ("cogment.orchestrator.cli", "run the embedded orchestrator on a project"),
     "launch": ("cogment.launch", "run a whole project (services, orchestrator, client)"),
+    "gym": ("cogment.bridges.gym_cli", "serve a Gymnasium env, or write a project around one"),
+    "pettingzoo": (
+        "cogment.bridges.pettingzoo_cli",
+        "serve a PettingZoo parallel env, or write a project around one",
+    ),
     "web": ("cogment.web.cli", "serve a page that lets browser tabs act in trials"),
 }
 # subcommands whose module reads its own command line instead: main(argv) -> int gets the
