@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import yaml
 
-from cogment.endpoint import is_actor_endpoint, is_grpc_endpoint
+from cogment.endpoint import GRPC_ENDPOINT_FORMS, is_actor_endpoint, is_grpc_endpoint
 from cogment.errors import ConfigurationError
 from cogment.settings import UNKNOWN_ACTOR_CLASS
 
@@ -170,7 +170,7 @@ class _Reader:
         text = self.string(value, key, required=True)
         assert text is not None
         if not (is_actor_endpoint(text) if human_ok else is_grpc_endpoint(text)):
-            expected = "'human' or grpc://host:port" if human_ok else "grpc://host:port"
+            expected = f"'human', {GRPC_ENDPOINT_FORMS}" if human_ok else GRPC_ENDPOINT_FORMS
             raise self.fail(key, f"{text!r} is not a valid endpoint (expected {expected})")
         return text
 

@@ -11,13 +11,21 @@ also the working directory of every command):
     generate:                      # optional; omit to never run `cogment generate`
       python_dir: .                # cog_settings.py is (re)generated here when it is missing
                                    # or older than cogment.yaml, an imported .proto or module
+    tls:                           # optional: the orchestrator and the services serve TLS
+      cert: cert.pem               # PEM certificate (naming localhost) and its key: the
+      key: key.pem                 # orchestrator's, and {tls_cert} {tls_key} in commands
+      ca: cert.pem                 # optional: checks the services' certificates ({tls_ca});
+                                   # default: the system's roots
     orchestrator:                  # optional; omit when a service is the orchestrator
       port: 9000                   # served in-process (cogment.Orchestrator)
+      tls: true                    # optional (default: true with a `tls` section)
     startup_timeout: 20            # optional; seconds each service has to answer Version
     services:                      # started in this order, all at once
       - name: environment          # prefixes its output: `environment | ...`
         command: python environment.py --port {port}
         port: 9002                 # optional; the client starts once it answers Version
+        tls: true                  # optional (default: true with a `tls` section): its port
+                                   # serves TLS, and Version is asked over TLS
     client:                        # runs in the foreground, stdin passed through
       name: driver                 # optional (default client)
       command: python driver.py --auto --orchestrator localhost:{orchestrator_port}
@@ -28,7 +36,11 @@ also the working directory of every command):
 
 Commands are split like a shell would (no shell runs them); a leading `python` is the
 interpreter running cogment launch. Placeholders: `{port}` (the service's own port),
-`{orchestrator_port}` and `{<service name>_port}`. Each process gets PYTHONUNBUFFERED=1 and
+`{orchestrator_port}`, `{<service name>_port}`, and with a `tls` section `{tls_cert}`,
+`{tls_key}` and `{tls_ca}` (absolute paths). With TLS, the project's endpoints are
+`grpcs://localhost:PORT` and the client connects to `grpcs://localhost:{orchestrator_port}`
+trusting `{tls_ca}`; the files are checked when the launch file is read, and a TLS handshake
+that fails on a service's port stops launch at once. Each process gets PYTHONUNBUFFERED=1 and
 its own session and process group; every line it prints (stdout and stderr) is prefixed
 with its name, and launch's own lines with `launch` (`started NAME (pid N): ...`). The file's
 ports must be free (checked first). A service without a port is started but not waited for.
@@ -44,7 +56,8 @@ with a free one, and rewrites the project's default endpoints and pre-hooks that
 replaced port for the in-process orchestrator (endpoints a pre-trial hook writes are not
 rewritten). Without `--free-ports`, each endpoint on this machine that the project's
 cogment.yaml (environment, actors, pre-hooks, datalog) or the client command names and no
-port of the file serves gets a `launch | warning: ...` line before anything starts (not an
+port of the file serves, or names with the other scheme (grpc:// for a TLS port, grpcs://
+for a plaintext one), gets a `launch | warning: ...` line before anything starts (not an
 error: something else may serve it).
 
 Exit status: the client's; 1 when the launch file is wrong, a service does not come up or
@@ -90,13 +103,14 @@ from cogment.launch_process import (
     STOP_GRACE,
     Output,
     Process,
-    answers_version,
     describe_status,
     free_port,
     port_in_use,
     shown,
     stop_all,
+    version_error,
 )
+from cogment.tls import MAYBE_TLS, channel_credentials, explanation
 
 PROG = "cogment launch"
 EXIT_FAILURE = 1
@@ -207,6 +221,8 @@ class Launcher:
 
     def _placeholders(self, own: Optional[ServiceSpec]) -> dict[str, str]:
         values = {f"{name}_port": str(port) for name, port in self.ports.items()}
+        if self.config.tls is not None:
+            values.update(self.config.tls.placeholders())
         if own is not None and own.name in self.ports:
             values["port"] = str(self.ports[own.name])
         return values
@@ -349,9 +365,9 @@ class Launcher:
             process = Process(spec.name, argv, self.config.folder, self._env(), self.output)
             self.processes.append(process)
             self.say(f"started {spec.name} (pid {process.pid}): {shown(argv)}")
-        for spec, process in zip(self.config.services, self.processes):
+        for i, (spec, process) in enumerate(zip(self.config.services, self.processes)):
             if spec.name in self.ports:
-                self._wait_version(process, self.ports[spec.name])
+                self._wait_version(process, self.ports[spec.name], spec.tls, f"services[{i}]")
         if self.config.orchestrator_port is not None:
             self._start_orchestrator()
         if self.options.web:
@@ -378,19 +394,33 @@ class Launcher:
                 return status if status >= 0 else 128 - status
             time.sleep(_POLL)
 
-    def _wait_version(self, process: Process, port: int) -> None:
+    def _wait_version(self, process: Process, port: int, tls: bool, key: str) -> None:
         deadline = min(time.monotonic() + self.startup_timeout, self.deadline)
+        ca = self.config.tls.ca if self.config.tls is not None else None
+        credentials = channel_credentials(ca) if tls else None
         while True:
             self._check()
-            if answers_version(port):
-                self.say(f"{process.name} answers on port {port}")
+            error = version_error(port, credentials=credentials)
+            if error is None:
+                self.say(f"{process.name} answers on port {port}{' (TLS)' if tls else ''}")
                 return
+            said = explanation(error, tls)
+            if tls and said:  # the port answers, but not as TLS with a trusted certificate
+                raise LaunchError(
+                    f"service {process.name!r} on port {port}: {said}; {key}.tls is true in "
+                    f"{self.config.path} (`tls: false` marks a plaintext port)"
+                )
             if time.monotonic() > deadline:
                 if deadline == self.deadline:
                     self._check()
+                hint = (
+                    f"; the port closed plaintext calls: if it serves TLS, set {key}.tls"
+                    if said == MAYBE_TLS
+                    else ""
+                )
                 raise LaunchError(
                     f"service {process.name!r} did not answer Version on port {port} within "
-                    f"{self.startup_timeout:g} s ({shown(process.argv)})"
+                    f"{self.startup_timeout:g} s ({shown(process.argv)}){hint}"
                 )
             time.sleep(0.1)
 
@@ -405,8 +435,17 @@ class Launcher:
         logger.setLevel(self.options.log_level.upper())
         logger.propagate = False
         port = self.ports["orchestrator"]
+        tls = self.config.tls
+        served = tls if self.config.orchestrator_tls else None  # its port's certificate
         try:
-            orchestrator = Orchestrator(settings, port=port, **self._rewritten(settings))
+            orchestrator = Orchestrator(
+                settings,
+                port=port,
+                tls_cert=served.cert if served is not None else None,
+                tls_key=served.key if served is not None else None,
+                tls_ca=tls.ca if tls is not None else None,
+                **self._rewritten(settings),
+            )
             self.orchestrator = orchestrator.start()
         except ConfigurationError:
             raise
@@ -429,13 +468,16 @@ class Launcher:
         logger.addHandler(self.output.logging_handler("web"))
         logger.setLevel(self.options.log_level.upper())
         logger.propagate = False
-        orchestrator = f"127.0.0.1:{self.ports['orchestrator']}"
+        tls = self.config.tls if self.config.orchestrator_tls else None
+        port = self.ports["orchestrator"]
+        orchestrator = f"grpcs://localhost:{port}" if tls is not None else f"127.0.0.1:{port}"
         try:
             self.bridge = WebBridge(
                 self.orchestrator.settings,
                 orchestrator,
                 port=self.ports["web"],
                 static_dir=spec.static,
+                tls_ca=(tls.ca or tls.cert) if tls is not None else None,
             ).start()
         except ConfigurationError as error:
             raise LaunchError(f"web: {error}") from None

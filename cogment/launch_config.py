@@ -11,9 +11,10 @@ from typing import Any, Optional
 import yaml
 
 from cogment.cogment_yaml import ProjectSpec, load_spec
-from cogment.endpoint import local_addresses, parse_grpc_endpoint
+from cogment.endpoint import GRPCS_SCHEME, local_addresses, parse_grpc_endpoint
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.generate import proto_module_name
+from cogment.tls import read_certificates, server_credentials
 
 DEFAULT_STARTUP_TIMEOUT = 20.0
 MISSING_KEY = "missing key {name!r}"
@@ -26,12 +27,29 @@ class LaunchError(CogmentError):
 
 
 @dataclasses.dataclass(frozen=True)
+class TlsSpec:
+    """The `tls` section: absolute paths of PEM files (checked when the file is read)."""
+
+    cert: str
+    key: str
+    ca: Optional[str] = None
+
+    def placeholders(self) -> dict[str, str]:
+        """`{tls_cert}`, `{tls_key}` and (when given) `{tls_ca}` in commands."""
+        values = {"tls_cert": self.cert, "tls_key": self.key}
+        if self.ca is not None:
+            values["tls_ca"] = self.ca
+        return values
+
+
+@dataclasses.dataclass(frozen=True)
 class ServiceSpec:
-    """One entry of `services`."""
+    """One entry of `services`; `tls`: its port serves TLS (launch checks it over TLS)."""
 
     name: str
     command: str
     port: Optional[int] = None
+    tls: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +82,15 @@ class LaunchConfig:
     client: ClientSpec
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     web: Optional[WebSpec] = None
+    tls: Optional[TlsSpec] = None
+    orchestrator_tls: bool = False
+
+    def tls_ports(self) -> set[int]:
+        """The ports of the file that serve TLS."""
+        ports = {s.port for s in self.services if s.port is not None and s.tls}
+        if self.orchestrator_port is not None and self.orchestrator_tls:
+            ports.add(self.orchestrator_port)
+        return ports
 
 
 class _Reader:
@@ -103,6 +130,14 @@ class _Reader:
             raise self.fail(f"{key}.port", f"must be a port number (1-65535), not {value!r}")
         return value
 
+    def flag(self, data: dict[str, Any], name: str, key: str, default: bool) -> bool:
+        value = data.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(f"{key}.{name}", f"must be true or false, not {value!r}")
+        return value
+
 
 def load_launch_config(path: str) -> LaunchConfig:
     """Reads and checks a launch file.
@@ -123,9 +158,19 @@ def load_launch_config(path: str) -> LaunchConfig:
     top = r.map(
         data if data is not None else {},
         "top level",
-        ("project", "generate", "orchestrator", "startup_timeout", "services", "client", "web"),
+        (
+            "project",
+            "generate",
+            "tls",
+            "orchestrator",
+            "startup_timeout",
+            "services",
+            "client",
+            "web",
+        ),
     )
     folder = os.path.dirname(os.path.abspath(path))
+    tls = _tls(r, top.get("tls"), folder)
     project = os.path.join(
         folder, r.text(top, "project", "top level", required=False) or "cogment.yaml"
     )
@@ -136,13 +181,17 @@ def load_launch_config(path: str) -> LaunchConfig:
             os.path.join(folder, r.text(generate, "python_dir", "generate", required=False) or ".")
         )
     orchestrator_port = None
+    orchestrator_tls = False
     if top.get("orchestrator") is not None:
-        orchestrator = r.map(top["orchestrator"], "orchestrator", ("port",))
+        orchestrator = r.map(top["orchestrator"], "orchestrator", ("port", "tls"))
         orchestrator_port = r.port(orchestrator, "orchestrator", required=True)
+        orchestrator_tls = r.flag(orchestrator, "tls", "orchestrator", tls is not None)
+        if orchestrator_tls and tls is None:
+            raise r.fail("orchestrator.tls", "needs the `tls` section (its cert and key)")
     startup_timeout = top.get("startup_timeout", DEFAULT_STARTUP_TIMEOUT)
     if isinstance(startup_timeout, bool) or not isinstance(startup_timeout, (int, float)):
         raise r.fail("startup_timeout", f"must be a number of seconds, not {startup_timeout!r}")
-    services = _services(r, top.get("services") or [])
+    services = _services(r, top.get("services") or [], tls is not None)
     if "client" not in top:
         raise r.fail("top level", MISSING_KEY.format(name="client"))
     client_map = r.map(top["client"], "client", ("name", "command", "interactive"))
@@ -180,23 +229,44 @@ def load_launch_config(path: str) -> LaunchConfig:
         client=client,
         startup_timeout=float(startup_timeout),
         web=web,
+        tls=tls,
+        orchestrator_tls=orchestrator_tls,
     )
 
 
-def _services(r: _Reader, value: Any) -> tuple[ServiceSpec, ...]:
+def _tls(r: _Reader, value: Any, folder: str) -> Optional[TlsSpec]:
+    if value is None:
+        return None
+    data = r.map(value, "tls", ("cert", "key", "ca"))
+    paths = {}
+    for name in ("cert", "key", "ca"):
+        text = r.text(data, name, "tls", required=name != "ca")
+        if text is not None:
+            paths[name] = os.path.join(folder, os.path.expanduser(text))
+    try:  # unusable files are found now, before anything starts
+        server_credentials(paths["cert"], paths["key"])
+        if "ca" in paths:
+            read_certificates(paths["ca"], "CA file")
+    except ConfigurationError as error:
+        raise r.fail("tls", str(error)) from None
+    return TlsSpec(paths["cert"], paths["key"], paths.get("ca"))
+
+
+def _services(r: _Reader, value: Any, tls: bool) -> tuple[ServiceSpec, ...]:
     if not isinstance(value, list):
         raise r.fail("services", f"must be a list, not {type(value).__name__}")
     services: list[ServiceSpec] = []
     for i, entry in enumerate(value):
         key = f"services[{i}]"
-        data = r.map(entry, key, ("name", "command", "port"))
+        data = r.map(entry, key, ("name", "command", "port", "tls"))
         name = r.text(data, "name", key, required=True) or ""
         if not _NAME_RE.match(name) or name in _RESERVED_NAMES:
             raise r.fail(f"{key}.name", f"{name!r} is not a valid service name")
         if any(s.name == name for s in services):
             raise r.fail(f"{key}.name", f"two services are named {name!r}")
         command = r.text(data, "command", key, required=True) or ""
-        services.append(ServiceSpec(name, command, r.port(data, key, required=False)))
+        port = r.port(data, key, required=False)
+        services.append(ServiceSpec(name, command, port, r.flag(data, "tls", key, tls)))
     return tuple(services)
 
 
@@ -274,6 +344,7 @@ def endpoint_warnings(config: LaunchConfig, client_argv: Sequence[str]) -> list[
     hint = f" (ports nothing names: {', '.join(unnamed)})" if unnamed else ""
     launch_file = os.path.basename(config.path)
     project = os.path.relpath(config.project, config.folder)
+    tls_ports = config.tls_ports()
     warnings = []
     for endpoint, users in named.items():
         port = _local_port(endpoint)
@@ -282,10 +353,27 @@ def endpoint_warnings(config: LaunchConfig, client_argv: Sequence[str]) -> list[
                 f"{project}: the endpoint of {', '.join(users)} is {endpoint}, but no service "
                 f"of {launch_file} has port {port}{hint}"
             )
+        elif endpoint.startswith(GRPCS_SCHEME) != (port in tls_ports):
+            warnings.append(
+                f"{project}: the endpoint of {', '.join(users)} is {endpoint}, but "
+                f"{_serves(served[port], port, tls_ports)}"
+            )
     for address, port in client_addresses.items():
         if port not in served:
             warnings.append(
                 f"the client command connects to {address}, but no service of {launch_file} "
                 f"has port {port}{hint}"
             )
+        elif address.startswith(GRPCS_SCHEME) != (port in tls_ports):
+            warnings.append(
+                f"the client command connects to {address}, but "
+                f"{_serves(served[port], port, tls_ports)}"
+            )
     return warnings
+
+
+def _serves(name: str, port: int, tls_ports: set[int]) -> str:
+    """How a port of the launch file is served, and how an endpoint calls it."""
+    if port in tls_ports:
+        return f"{name} serves TLS on port {port} (call it at grpcs://)"
+    return f"{name} serves plaintext on port {port} (call it at grpc://, or set its tls)"

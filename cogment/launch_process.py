@@ -52,9 +52,26 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def answers_version(port: int, timeout: float = 0.5) -> bool:
-    """True when a cogment service (any kind) on localhost:`port` answers Version."""
-    with grpc.insecure_channel(f"localhost:{port}") as channel:
+def answers_version(
+    port: int, timeout: float = 0.5, credentials: Optional[grpc.ChannelCredentials] = None
+) -> bool:
+    """True when a cogment service (any kind) on localhost:`port` answers Version (over TLS
+    with `credentials`)."""
+    return version_error(port, timeout, credentials) is None
+
+
+def version_error(
+    port: int, timeout: float = 0.5, credentials: Optional[grpc.ChannelCredentials] = None
+) -> Optional[str]:
+    """None when a cogment service (any kind) on localhost:`port` answers Version (over TLS
+    with `credentials`); otherwise what gRPC said of the call."""
+    target = f"localhost:{port}"
+    channel = (
+        grpc.insecure_channel(target)
+        if credentials is None
+        else grpc.secure_channel(target, credentials)
+    )
+    with channel:
         for service in _VERSION_SERVICES:
             call = channel.unary_unary(
                 f"/{service}/Version",
@@ -63,11 +80,12 @@ def answers_version(port: int, timeout: float = 0.5) -> bool:
             )
             try:
                 call(common_pb2.VersionRequest(), timeout=timeout)
-                return True
+                return None
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
-                    return False
-    return False
+                code = error.code()  # type: ignore[attr-defined]
+                if code != grpc.StatusCode.UNIMPLEMENTED:
+                    return str(error.details() or code.name)  # type: ignore[attr-defined]
+    return "no cogment service answers Version there"
 
 
 def shown(argv: Sequence[str]) -> str:

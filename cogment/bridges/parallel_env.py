@@ -54,6 +54,8 @@ class TrialParallelEnv(ParallelEnv):  # type: ignore[type-arg]
         cog_settings: the project's cog_settings (or `cogment.gym.settings`).
         endpoint: the orchestrator, `host:port` or `grpc://host:port`.
         timeout: deadline of each call to the orchestrator, in seconds (None: none).
+        tls_ca: for a `grpcs://` endpoint, the CA file that checks the orchestrator's
+            certificate (None: the system's roots).
 
     Raises:
         ConfigurationError: no human player slot, or no spaces in the project.
@@ -67,9 +69,10 @@ class TrialParallelEnv(ParallelEnv):  # type: ignore[type-arg]
         endpoint: Union[str, grpc.Channel],
         *,
         timeout: Optional[float] = None,
+        tls_ca: Optional[str] = None,
     ) -> None:
         self.render_mode = None
-        self._connection = Connection(cog_settings, endpoint, timeout=timeout)
+        self._connection = Connection(cog_settings, endpoint, timeout=timeout, tls_ca=tls_ca)
         self._trials: list[ClientTrial] = []
         self._pool: Optional[ThreadPoolExecutor] = None
         try:

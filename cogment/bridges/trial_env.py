@@ -66,6 +66,8 @@ class TrialEnv(gymnasium.Env[Any, Any]):
         render_mode: None, or "rgb_array" to get frames from `render()` (the served env must
             send them).
         timeout: deadline of each call to the orchestrator, in seconds (None: none).
+        tls_ca: for a `grpcs://` endpoint, the CA file that checks the orchestrator's
+            certificate (None: the system's roots).
 
     Raises:
         ConfigurationError: no human slot of `actor_class`, or no spaces in the project.
@@ -82,13 +84,14 @@ class TrialEnv(gymnasium.Env[Any, Any]):
         *,
         render_mode: Optional[str] = None,
         timeout: Optional[float] = None,
+        tls_ca: Optional[str] = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ConfigurationError(
                 f"render_mode must be None or 'rgb_array', got {render_mode!r}"
             )
         self.render_mode = render_mode
-        self._connection = Connection(cog_settings, endpoint, timeout=timeout)
+        self._connection = Connection(cog_settings, endpoint, timeout=timeout, tls_ca=tls_ca)
         self._trial: Optional[ClientTrial] = None
         self._frame: Any = None
         try:

@@ -7,11 +7,13 @@ with Connection(cog_settings, "127.0.0.1:9000") as conn:
     obs, reward, messages = trial.do_action(Move(cell=1))
 ```
 
-A Connection owns one gRPC channel (message-size limits lifted) when given an address, and
-leaves alone a `grpc.Channel` or a stub-like `TrialService` it is handed. Every call carries the
-gRPC metadata `session_id: <Connection.session_id>`. One background thread per Connection sends
-`Heartbeat` for the trials that sit idle between actions; when they keep finding the
-orchestrator unreachable, the trials are over (see `ClientTrial.do_action`).
+A Connection owns one gRPC channel (message-size limits lifted) when given an address
+(`grpcs://host:port`: over TLS, checking the orchestrator's certificate against `tls_ca` or
+the system's roots), and leaves alone a `grpc.Channel` or a stub-like `TrialService` it is
+handed. Every call carries the gRPC metadata `session_id: <Connection.session_id>`. One
+background thread per Connection sends `Heartbeat` for the trials that sit idle between
+actions; when they keep finding the orchestrator unreachable, the trials are over (see
+`ClientTrial.do_action`).
 
 gRPC errors become `cogment.errors` exceptions (one traceback, no gRPC internals); a failed
 unary call keeps gRPC's debug string in the exception's `details`. A closed Connection
@@ -46,7 +48,7 @@ from cogment.constants import (
     SESSION_ID_METADATA,
     UNLIMITED_MESSAGES,
 )
-from cogment.endpoint import BAD_ORCHESTRATOR_ENDPOINT, orchestrator_address
+from cogment.endpoint import BAD_ORCHESTRATOR_ENDPOINT, GRPCS_SCHEME, parse_orchestrator_endpoint
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -56,6 +58,7 @@ from cogment.errors import (
     is_wrong_slot,
 )
 from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClass, Settings
+from cogment.tls import FilePath, channel_credentials, explained
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,10 @@ CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connecti
 BAD_SESSION_ID = (
     "session_id must be 1 to 128 printable ASCII characters (letters, digits, '-', '_', '.'), "
     "got {session_id!r}"
+)
+CA_WITHOUT_TLS = (
+    "Connection: tls_ca is for an orchestrator called over TLS, at grpcs://host:port; "
+    "got {endpoint!r}"
 )
 
 _SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -102,9 +109,9 @@ class Connection:
 
     Args:
         cog_settings: the project's generated `cog_settings` module.
-        endpoint: `"host:port"` or `"grpc://host:port"` (the Connection opens and owns a
-            channel), a `grpc.Channel` (used, never closed), or a `TrialService` (a stub or an
-            in-memory fake, used as is).
+        endpoint: `"host:port"` or `"grpc://host:port"`, or `"grpcs://host:port"` over TLS
+            (the Connection opens and owns a channel), a `grpc.Channel` (used, never
+            closed), or a `TrialService` (a stub or an in-memory fake, used as is).
         timeout: deadline in seconds of every unary call, `do_action` included; None (the
             default) waits as long as the orchestrator takes (`do_action` waits for every
             actor of the tick). A `do_action` that times out leaves the trial's state unknown
@@ -117,9 +124,14 @@ class Connection:
         session_id: this client's session id (default: a new uuid4). A client that comes
             back with the session id it had (a web page reloaded, a front end restarted) can
             `join_trial` again the slots that session holds; keep it secret like a password.
+        tls_ca: for a `grpcs://` endpoint, the PEM file of the CA certificates the
+            orchestrator's certificate is checked against (None: the system's roots); e.g.
+            the certificate itself when it is self-signed.
 
     Raises:
-        ConfigurationError: the endpoint, a duration or the settings are malformed.
+        ConfigurationError: the endpoint, a duration or the settings are malformed; a
+            `tls_ca` that cannot be read or holds no PEM certificate, or one given with an
+            endpoint that is not `grpcs://`.
 
     Its trials reach it through `interface.TrialConnection` (`ensure_open`, `call_unary`,
     `open_action_stream`, `keep_alive`, `stop_keeping_alive`, `forget_trial`,
@@ -135,6 +147,7 @@ class Connection:
         timeout: Optional[float] = None,
         heartbeat_interval: Optional[float] = DEFAULT_HEARTBEAT_INTERVAL,
         session_id: Optional[str] = None,
+        tls_ca: Optional[FilePath] = None,
     ) -> None:
         if session_id is not None and (
             not isinstance(session_id, str) or not _SESSION_ID_RE.match(session_id)
@@ -156,12 +169,23 @@ class Connection:
                 )
         self._settings = cog_settings
         self._channel: Optional[grpc.Channel] = None
+        self._secure = False
         if isinstance(endpoint, str):
-            self._endpoint = orchestrator_address(endpoint)
-            self._channel = grpc.insecure_channel(
-                self._endpoint, options=[*UNLIMITED_MESSAGES, *FAST_RECONNECT]
-            )
+            parsed = parse_orchestrator_endpoint(endpoint)
+            options = [*UNLIMITED_MESSAGES, *FAST_RECONNECT]
+            self._secure = parsed.secure
+            if parsed.secure:
+                self._endpoint = GRPCS_SCHEME + parsed.address
+                credentials = channel_credentials(tls_ca)
+                self._channel = grpc.secure_channel(parsed.address, credentials, options=options)
+            else:
+                if tls_ca is not None:
+                    raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
+                self._endpoint = parsed.address
+                self._channel = grpc.insecure_channel(parsed.address, options=options)
             self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
+        elif tls_ca is not None:
+            raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"
             self._stub = orchestrator_pb2_grpc.TrialStub(endpoint)
@@ -187,7 +211,8 @@ class Connection:
 
     @property
     def endpoint(self) -> str:
-        """The orchestrator's `host:port` (or a label for a channel/service passed in)."""
+        """The orchestrator's `host:port`, `grpcs://host:port` over TLS (or a label for a
+        channel/service passed in)."""
         return self._endpoint
 
     @property
@@ -449,7 +474,10 @@ class Connection:
         translated = from_rpc_error(error)
         code, message = translated.code, translated.message
         if code is grpc.StatusCode.UNAVAILABLE:
-            message = UNREACHABLE.format(endpoint=self._endpoint, details=message)
+            # a TLS mismatch (a plaintext call to a TLS port, an untrusted certificate) is
+            # said first
+            details_text = explained(message, self._secure) if self._channel else message
+            message = UNREACHABLE.format(endpoint=self._endpoint, details=details_text)
         elif code is grpc.StatusCode.CANCELLED and self.is_closed:
             message = CONNECTION_CLOSED.format(endpoint=self._endpoint)
         debug_string = getattr(error, "debug_error_string", None) if debug else None

@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
 from cogment.constants import MAX_ACTORS
-from cogment.endpoint import is_actor_endpoint, is_grpc_endpoint
+from cogment.endpoint import GRPC_ENDPOINT_FORMS, is_actor_endpoint, is_grpc_endpoint
 from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClassList
 
 from .ending import service_failure
@@ -35,7 +35,7 @@ def problems(params: common_pb2.TrialParams, settings: Any) -> list[str]:
     if not env.endpoint:
         found.append("environment.endpoint is missing")
     elif not is_grpc_endpoint(env.endpoint):
-        found.append(f"environment.endpoint {env.endpoint!r} is not grpc://host:port")
+        found.append(f"environment.endpoint {env.endpoint!r} is not {GRPC_ENDPOINT_FORMS}")
     error = _parses(settings.environment.config_type, env.config.content)
     if error:
         found.append(f"environment.config {error}")
@@ -61,7 +61,7 @@ def problems(params: common_pb2.TrialParams, settings: Any) -> list[str]:
             continue
         if not is_actor_endpoint(actor.endpoint):
             found.append(
-                f"actors[{i}].endpoint {actor.endpoint!r} is not 'human' or grpc://host:port"
+                f"actors[{i}].endpoint {actor.endpoint!r} is not 'human', {GRPC_ENDPOINT_FORMS}"
             )
         error = _parses(actor_class.config_type, actor.config.content)
         if error:

@@ -11,9 +11,10 @@ from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
-from cogment.endpoint import host_port
+from cogment.endpoint import GRPCS_SCHEME, host_port
 from cogment.errors import CogmentError
 from cogment.lifecycle import Lifecycle, misuse
+from cogment.tls import FilePath
 
 from .service import OrchestratorServer
 
@@ -38,7 +39,12 @@ class Orchestrator:
     ```
 
     The gRPC server runs on its own event loop in one background thread, whatever the
-    number of trials.
+    number of trials. Over TLS (`tls_cert` and `tls_key`), `endpoint` is `grpcs://host:port`:
+
+    ```python
+    with cogment.Orchestrator(cog_settings, tls_cert="cert.pem", tls_key="key.pem") as orch:
+        conn = Connection(cog_settings, orch.endpoint, tls_ca="cert.pem")
+    ```
 
     Args:
         settings_or_yaml_path: a generated cog_settings module, or the path of cogment.yaml.
@@ -49,6 +55,14 @@ class Orchestrator:
         pre_hooks: replaces the project's pre-trial hook endpoints (`[]` for none).
         datalog_endpoint: replaces the project's datalog url (`""` for none).
         max_message_mb: the largest message a client may send, in MiB (None: no limit).
+        tls_cert, tls_key: PEM files of the certificate (chain) and the private key the port
+            serves TLS with (both or neither; neither: plaintext).
+        tls_ca: PEM file of the CA certificates that the services called at `grpcs://`
+            endpoints are checked against (None: the system's roots).
+
+    Raises:
+        ConfigurationError: a bad argument, a project that does not load, or TLS files that
+            cannot be used (one line naming the file).
     """
 
     def __init__(
@@ -62,6 +76,9 @@ class Orchestrator:
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_ca: Optional[FilePath] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -73,6 +90,9 @@ class Orchestrator:
             pre_hooks=pre_hooks,
             datalog_endpoint=datalog_endpoint,
             max_message_mb=max_message_mb,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=tls_ca,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -88,8 +108,14 @@ class Orchestrator:
 
     @property
     def endpoint(self) -> str:
-        """`host:port`, what a client connects to."""
-        return host_port(self.host, self.port)
+        """What a client connects to: `host:port`, or `grpcs://host:port` over TLS."""
+        address = host_port(self.host, self.port)
+        return GRPCS_SCHEME + address if self.tls else address
+
+    @property
+    def tls(self) -> bool:
+        """True when the port serves TLS."""
+        return self._server.tls
 
     @property
     def trial_count(self) -> int:

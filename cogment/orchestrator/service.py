@@ -27,6 +27,7 @@ from cogment.constants import (
 )
 from cogment.endpoint import host_port
 from cogment.errors import ConfigurationError, StatusError
+from cogment.tls import FilePath, server_credentials
 from cogment.version import version_entries
 
 from . import params as trial_params
@@ -197,6 +198,15 @@ class OrchestratorServer:
         datalog_endpoint: replaces `settings.datalog.url` ("" turns the datalog off).
         max_message_mb: the largest message a client may send, in MiB (None: no limit); a
             larger one is refused with RESOURCE_EXHAUSTED. Replies are not limited.
+        tls_cert, tls_key: PEM files of the certificate (chain) and private key the port for
+            clients serves TLS with (both or neither; neither: plaintext).
+        tls_ca: PEM file of the CA certificates that `grpcs://` services are checked against
+            (None: the system's roots).
+        tls_names: how the caller names tls_cert and tls_key (in the error when only one is
+            given).
+
+    Raises:
+        ConfigurationError: a bad argument, or TLS files that cannot be used (named).
     """
 
     def __init__(
@@ -207,6 +217,10 @@ class OrchestratorServer:
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_ca: Optional[FilePath] = None,
+        tls_names: tuple[str, str] = ("tls_cert", "tls_key"),
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
@@ -225,8 +239,10 @@ class OrchestratorServer:
         if datalog_endpoint is None:
             datalog = getattr(settings, "datalog", None)
             datalog_endpoint = datalog.url if datalog is not None else None
+        self._credentials = server_credentials(tls_cert, tls_key, tls_names)
+        self.tls_cert = None if tls_cert is None else str(tls_cert)
         self.registry = Registry()
-        self.endpoints = Endpoints()
+        self.endpoints = Endpoints(tls_ca)
         self.runtime = Runtime(
             settings=settings,
             endpoints=self.endpoints,
@@ -255,7 +271,10 @@ class OrchestratorServer:
         # replies may be bytes already encoded by `wire` (the hot path) as well as messages
         add_service(server, _TRIAL_SERVICE, TrialServicer(self), wire.serialize)
         try:
-            bound = server.add_insecure_port(address)
+            if self._credentials is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, self._credentials)
         except RuntimeError:
             bound = 0
         if not bound:
@@ -264,7 +283,14 @@ class OrchestratorServer:
         await server.start()
         self._server = server
         self.port = bound
+        if self.tls:
+            log.info("serving TLS on %s (certificate %s)", host_port(host, bound), self.tls_cert)
         return bound
+
+    @property
+    def tls(self) -> bool:
+        """True when the port for clients serves TLS."""
+        return self._credentials is not None
 
     async def stop(self, grace: float = 1.0) -> None:
         """Ends every running trial (End on its services), then stops serving."""
@@ -274,6 +300,10 @@ class OrchestratorServer:
         await self.registry.shutdown(SHUTDOWN, timeout=self.runtime.end_timeout + 2.0)
         if self._server is not None:
             await self._server.stop(grace)
+            # the grpc server refers back to this object (through its servicer): dropped
+            # now, not by a late garbage collection (a TLS server freed only at exit makes
+            # grpc's exit wait about 2 s)
+            self._server = None
         await self.endpoints.close()
 
 

@@ -61,7 +61,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """Adds the options of `cogment web` to `parser`."""
     parser.add_argument("--file", default="cogment.yaml", help="the project's cogment.yaml")
     parser.add_argument(
-        "--orchestrator", default="localhost:9000", help="the orchestrator's host:port"
+        "--orchestrator",
+        default="localhost:9000",
+        help="the orchestrator's host:port (grpcs://host:port for TLS)",
     )
     parser.add_argument(
         "--port", type=_port, default=p.DEFAULT_PORT, help=f"port to serve on ({p.DEFAULT_PORT})"
@@ -93,6 +95,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         default=[],
         metavar="ORIGIN",
         help="another origin (http://host:port) whose pages may use the bridge; repeatable",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        help="for an orchestrator at grpcs://host:port: the CA certificates its certificate is "
+        "checked against (default: the system's)",
     )
     parser.add_argument(
         "--heartbeat",
@@ -131,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 max_frame=args.max_frame,
                 allowed_origins=tuple(args.allow_origin),
                 heartbeat_interval=args.heartbeat,
+                tls_ca=args.tls_ca,
             )
         except CogmentError:
             raise

@@ -60,7 +60,8 @@ class WebBridge:
 
     Args:
         settings_or_yaml_path: the project's generated cog_settings, or its cogment.yaml.
-        orchestrator: the orchestrator's `host:port` (or `grpc://host:port`).
+        orchestrator: the orchestrator's `host:port` (or `grpc://host:port`; `grpcs://host:port`
+            for TLS).
         port: the port to serve on (0: a free one, see `port`).
         host: the interface to serve on; 127.0.0.1 unless the page must be reached from
             other machines.
@@ -71,6 +72,8 @@ class WebBridge:
         allowed_origins: more origins (`http://host:port`) whose pages may open the socket.
         heartbeat_interval: seconds between the heartbeats of an idle tab's trial (keep it
             well below the trials' `max_inactivity`).
+        tls_ca: for an orchestrator at `grpcs://host:port`, the PEM file its certificate is
+            checked against (None: the system's roots).
 
     Raises:
         ConfigurationError: a missing static folder, a malformed orchestrator address or
@@ -89,8 +92,9 @@ class WebBridge:
         max_frame: int = p.DEFAULT_MAX_FRAME,
         allowed_origins: tuple[str, ...] = (),
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        tls_ca: Optional[str] = None,
     ) -> None:
-        from cogment.endpoint import orchestrator_address
+        from cogment.endpoint import GRPCS_SCHEME, parse_orchestrator_endpoint
         from cogment.orchestrator.runner import load_project
 
         if max_tabs < 1:
@@ -103,7 +107,9 @@ class WebBridge:
         if self.static_dir is not None and not (self.static_dir / "index.html").is_file():
             raise ConfigurationError(f"--static {static_dir}: no index.html in that folder")
         self.settings = load_project(settings_or_yaml_path)
-        self.orchestrator = orchestrator_address(orchestrator)
+        endpoint = parse_orchestrator_endpoint(orchestrator)
+        self.orchestrator = (GRPCS_SCHEME if endpoint.secure else "") + endpoint.address
+        self.tls_ca = tls_ca
         self.host = host
         self.max_tabs = max_tabs
         self.max_frame = max_frame
@@ -284,6 +290,7 @@ class WebBridge:
             send,
             self.project,
             self.heartbeat_interval,
+            self.tls_ca,
         )
         self._sessions[session_id] = session
         self._sockets.add(ws)
@@ -334,7 +341,11 @@ class WebBridge:
 
         try:
             with Connection(
-                self.settings, self.orchestrator, timeout=DEFAULTS_TIMEOUT, heartbeat_interval=None
+                self.settings,
+                self.orchestrator,
+                timeout=DEFAULTS_TIMEOUT,
+                heartbeat_interval=None,
+                tls_ca=self.tls_ca,
             ) as connection:
                 params = connection.get_trial_params()
         except CogmentError as error:

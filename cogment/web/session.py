@@ -63,6 +63,8 @@ class TabSession:
         send: sends a frame to the tab (a coroutine function; never raises).
         project: the project description sent in `welcome` (`convert.describe_project`).
         heartbeat_interval: seconds between the heartbeats of the tab's idle trial.
+        tls_ca: for an orchestrator at `grpcs://`, the PEM file its certificate is checked
+            against (None: the system's roots).
     """
 
     def __init__(
@@ -74,13 +76,18 @@ class TabSession:
         send: Send,
         project: dict[str, Any],
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        tls_ca: Optional[str] = None,
     ) -> None:
         self._settings = settings
         self._executor = executor
         self._send = send
         self._loop = asyncio.get_running_loop()
         self._connection = Connection(
-            settings, orchestrator, session_id=session_id, heartbeat_interval=heartbeat_interval
+            settings,
+            orchestrator,
+            session_id=session_id,
+            heartbeat_interval=heartbeat_interval,
+            tls_ca=tls_ca,
         )
         self._project = project
         self._trial: Optional[ClientTrial] = None

@@ -213,3 +213,27 @@ def test_trial_env_needs_a_human_slot_and_spaces(
         trial_env(no_spaces)
     with pytest.raises(cogment.ConfigurationError, match="unknown actor class 'pilot'"):
         trial_env(no_spaces, actor_class="pilot")
+
+
+def test_a_trial_env_over_tls(serve: Callable[..., str], tls_certificate: Any) -> None:
+    env_class = GymEnvironment("CartPole-v1")
+    params = builtin.trial_params(serve(env_class), env_class.config)
+    with cogment.Orchestrator(
+        builtin,
+        default_trial_params=params,
+        pre_hooks=[],
+        datalog_endpoint="",
+        response_timeout=TIMEOUT,
+        tls_cert=str(tls_certificate.cert),
+        tls_key=str(tls_certificate.key),
+    ) as orchestrator:
+        assert orchestrator.endpoint.startswith("grpcs://")
+        env = TrialEnv(
+            builtin, orchestrator.endpoint, timeout=TIMEOUT, tls_ca=str(tls_certificate.cert)
+        )
+        try:
+            observation, _ = env.reset(seed=3)
+            assert same(observation, gymnasium.make("CartPole-v1").reset(seed=3)[0])
+            env.step(0)
+        finally:
+            env.close()

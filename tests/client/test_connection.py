@@ -61,9 +61,9 @@ def test_settings_must_be_a_cog_settings(settings: Any) -> None:
 
 @pytest.mark.parametrize("keyword", ["timeout", "heartbeat_interval"])
 def test_non_positive_durations_are_refused(settings: Any, keyword: str) -> None:
+    durations: dict[str, Any] = {keyword: 0}
     with pytest.raises(ConfigurationError, match=keyword):
-        kwargs: dict[str, Any] = {keyword: 0}
-        Connection(settings, "127.0.0.1:9000", **kwargs)
+        Connection(settings, "127.0.0.1:9000", **durations)
 
 
 def test_every_call_carries_the_session_id(

@@ -86,6 +86,17 @@ def test_valid_project_generates(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
 
 
+def test_grpcs_endpoints_are_valid_everywhere(tmp_path: Path) -> None:
+    from cogment.cogment_yaml import load_spec
+
+    path = make_project(tmp_path, VALID.replace("grpc://", "grpcs://"))
+    spec = load_spec(str(path))
+    assert spec.pre_hooks == ("grpcs://localhost:9003",)
+    assert spec.trial_params.environment_endpoint == "grpcs://localhost:9002"
+    assert [a.endpoint for a in spec.trial_params.actors] == ["human", "grpcs://localhost:9001"]
+    assert spec.datalog_url == "grpcs://localhost:9004"
+
+
 # (what replaces what in VALID, the key the error must name, words it must contain)
 CASES = {
     "type named by file, not package": (
@@ -124,7 +135,8 @@ CASES = {
     "actor endpoint neither human nor grpc": (
         ("endpoint: grpc://localhost:9001", "endpoint: http://localhost:9001"),
         "trial_params.actors[1].endpoint",
-        "'http://localhost:9001' is not a valid endpoint",
+        "'http://localhost:9001' is not a valid endpoint (expected 'human', grpc://host:port "
+        "or grpcs://host:port)",
     ),
     "endpoint without a port": (
         ("endpoint: grpc://localhost:9002", "endpoint: grpc://localhost"),

@@ -60,7 +60,7 @@ def test_the_city_launch_file() -> None:
         ),
         (
             CLIENT + "services:\n  - {name: env, command: x, prot: 1}\n",
-            "services[0]: unknown key 'prot' (allowed: name, command, port)",
+            "services[0]: unknown key 'prot' (allowed: name, command, port, tls)",
         ),
         (
             CLIENT + "services:\n  - {name: a, command: x}\n  - {name: a, command: y}\n",
