@@ -143,3 +143,38 @@ def test_a_new_bridge_lets_a_tab_join_its_slot(orchestrator: Start, bridge: Brid
             await again.request({"type": "end"})
 
     run(body())
+
+
+def test_an_orchestrator_over_tls(
+    cog_settings: Any, services: Any, tls_certificate: Any, bridge: Bridge
+) -> None:
+    import cogment
+    from tests.e2e.conftest import trial_params
+
+    orch = cogment.Orchestrator(
+        cog_settings,
+        port=0,
+        default_trial_params=trial_params(cog_settings, services),
+        pre_hooks=[services.endpoints["hooks"]],
+        datalog_endpoint="",
+        tls_cert=tls_certificate.cert,
+        tls_key=tls_certificate.key,
+    ).start()
+    try:
+        endpoint = f"grpcs://localhost:{orch.port}"
+        trusting = bridge(endpoint, tls_ca=str(tls_certificate.cert))
+        doubting = bridge(endpoint)  # the system's roots do not know a self-signed certificate
+
+        async def body() -> None:
+            async with await Tab.open(trusting) as tab:
+                assert (await tab.request({"type": "start"}))["type"] == p.JOINED
+                assert (await tab.request({"type": "act", "action": {"cell": 1}}))["tick_id"] == 1
+                await tab.request({"type": "end"})
+            async with await Tab.open(doubting) as tab:
+                refused = await tab.request({"type": "start"})
+                assert refused["code"] == p.UNAVAILABLE, refused
+                assert "cannot reach the orchestrator" in refused["message"]
+
+        run(body())
+    finally:
+        orch.stop()
