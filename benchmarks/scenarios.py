@@ -84,7 +84,7 @@ def groups() -> list[list[Measure]]:
                 runners.web_chain(),
                 floor=("cogment.c1.stream",),
                 target=0.80,
-                quick=True,
+                quick=False,  # its own smoke test (the quick run is long enough already)
             ),
         ]
     )
