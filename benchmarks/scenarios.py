@@ -1,4 +1,4 @@
-"""The measurements of issue 6 and the order they run in.
+"""The measurements of issues 6 and 14 (`cogment web`) and the order they run in.
 
 Measurements are grouped with the floor they are compared to; within a group the
 repetitions are interleaved (rep 1 of every member, then rep 2, ...) so a burst of load on
@@ -74,6 +74,17 @@ def groups() -> list[list[Measure]]:
                 runners.cogment_chain(stream=True),
                 floor=_floor_ids("c1"),
                 quick=True,
+            ),
+            # the same scripted client through `cogment web` (a WebSocket, JSON), against
+            # the client on cogment.client with the action stream the bridge itself uses
+            Measure(
+                "web.c1",
+                9,
+                "one trial through cogment web",
+                runners.web_chain(),
+                floor=("cogment.c1.stream",),
+                target=0.80,
+                quick=False,  # its own smoke test (the quick run is long enough already)
             ),
         ]
     )

@@ -95,9 +95,10 @@ def _watchdog(deadline: float) -> None:
 
 
 def _roles() -> dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]]:
-    from benchmarks import floor, gym, middle, services
+    from benchmarks import floor, gym, middle, services, web
 
-    return {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES, **gym.ROLES}
+    roles = {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES}
+    return {**roles, **gym.ROLES, **web.ROLES}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
