@@ -353,6 +353,29 @@ def datalog_load(server: str, streams: int, payload: int) -> Callable[[Run], Sam
     return run_once
 
 
+def web_chain() -> Callable[[Run], Sample]:
+    """`cogment_chain(stream=True)` with the client's loop run by a scripted WebSocket
+    client through a `cogment web` bridge (its own process) instead of on cogment.client."""
+
+    def run_once(run: Run) -> Sample:
+        with Setup(run) as setup:
+            agent, env, orch, ports = _cogment_setup(run, setup, agents=1, human=True)
+            web_port = free_port()
+            args = ["--settings", run.project.settings(), "--target", _addr(ports[0])]
+            bridge = setup.spawn(
+                "web-bridge", [*args, "--port", str(web_port)], profile_as="bridge"
+            )
+            client = setup.spawn(
+                "web-client", ["--url", f"ws://127.0.0.1:{web_port}/ws"], client=True
+            )
+            _ready(bridge, client)
+            pids = {"hub": orch.pid, "agent": agent.pid, "env": env.pid}
+            pids.update(bridge=bridge.pid, client=client.pid)
+            return window(run, env, [*ports, web_port], pids)
+
+    return run_once
+
+
 def dispatch(server: str, concurrency: int) -> Callable[[Run], Sample]:
     """Agent.Decide calls/s on one agent service: `sdk` (GrpcServer) or bare `sync`/`aio`
     (the bare sync server gets a pool of 32 threads, as GrpcServer has by default)."""

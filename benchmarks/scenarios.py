@@ -1,4 +1,5 @@
-"""The measurements of issues 6 and 11 and the order they run in.
+"""The measurements of issues 6, 11 (the datalog) and 14 (`cogment web`) and the order they
+run in.
 
 Measurements are grouped with the floor they are compared to; within a group the
 repetitions are interleaved (rep 1 of every member, then rep 2, ...) so a burst of load on
@@ -59,7 +60,7 @@ def _recorded(key: str, label: str, concurrency: int) -> list[Measure]:
     return [
         Measure(
             f"cogment.{key}.sqlite",
-            9,
+            10,
             f"{label}, recorded (sqlite)",
             runners.cogment_chain(concurrency=concurrency, datalog="sqlite"),
             floor=(f"cogment.{key}",),
@@ -67,7 +68,7 @@ def _recorded(key: str, label: str, concurrency: int) -> list[Measure]:
         ),
         Measure(
             f"cogment.{key}.serve",
-            9,
+            10,
             f"{label}, recorded (datalog serve)",
             runners.cogment_chain(concurrency=concurrency, datalog="serve"),
             floor=(f"cogment.{key}",),
@@ -97,6 +98,17 @@ def groups() -> list[list[Measure]]:
                 runners.cogment_chain(stream=True),
                 floor=_floor_ids("c1"),
                 quick=True,
+            ),
+            # the same scripted client through `cogment web` (a WebSocket, JSON), against
+            # the client on cogment.client with the action stream the bridge itself uses
+            Measure(
+                "web.c1",
+                9,
+                "one trial through cogment web",
+                runners.web_chain(),
+                floor=("cogment.c1.stream",),
+                target=0.80,
+                quick=False,  # its own smoke test (the quick run is long enough already)
             ),
             *_recorded("c1", "one trial", 1),
         ]
@@ -186,14 +198,14 @@ def groups() -> list[list[Measure]]:
             [
                 Measure(
                     f"datalog.bare.s{streams}",
-                    10,
+                    11,
                     f"bare LogExporter, {streams} stream(s)",
                     runners.datalog_load("bare", streams, 256),
                     unit="samples/s",
                 ),
                 Measure(
                     f"datalog.serve.s{streams}",
-                    10,
+                    11,
                     f"datalog serve, {streams} stream(s)",
                     runners.datalog_load("serve", streams, 256),
                     unit="samples/s",

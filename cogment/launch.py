@@ -1,6 +1,6 @@
 """`cogment launch`: run a whole project (services, orchestrator, client) from one file.
 
-    cogment launch LAUNCH_FILE [--interactive] [--timeout S] [--startup-timeout S]
+    cogment launch LAUNCH_FILE [--interactive | --web] [--timeout S] [--startup-timeout S]
                    [--free-ports] [--log-level LEVEL] [-- CLIENT ARGS...]
     python -m cogment.launch ...  (the same)
 
@@ -30,6 +30,9 @@ also the working directory of every command):
       name: driver                 # optional (default client)
       command: python driver.py --auto --orchestrator localhost:{orchestrator_port}
       interactive: python driver.py --orchestrator localhost:{orchestrator_port}  # optional
+    web:                           # optional; what --web serves (`cogment web`)
+      port: 8080
+      static: web                  # optional; a folder whose index.html is the page
 
 Commands are split like a shell would (no shell runs them); a leading `python` is the
 interpreter running cogment launch. Placeholders: `{port}` (the service's own port),
@@ -44,7 +47,10 @@ ports must be free (checked first). A service without a port is started but not 
 
 `--interactive` runs `client.interactive` attached to the terminal, and writes the other
 processes' output to a log file instead (its path is printed); without a terminal on stdin
-it stops before starting anything. Options launch does not know, and everything after
+it stops before starting anything. `--web` runs no client: it serves the `web:` page (the
+default page of `cogment web` unless `static` names a folder) in front of the in-process
+orchestrator, prints its URL, and runs until Ctrl-C, `--timeout` or a service's death (it
+needs the extra `cogment[web]`). Options launch does not know, and everything after
 `--`, are appended to the client command. `--free-ports` replaces every port of the file
 with a free one, and rewrites the project's default endpoints and pre-hooks that name a
 replaced port for the in-process orchestrator (endpoints a pre-trial hook writes are not
@@ -126,6 +132,7 @@ class LaunchOptions:
     launch_file: str
     client_args: tuple[str, ...] = ()
     interactive: bool = False
+    web: bool = False
     timeout: Optional[float] = None
     startup_timeout: Optional[float] = None
     free_ports: bool = False
@@ -156,12 +163,22 @@ class Launcher:
         self.config = config
         self.options = options
         self.startup_timeout: float = options.startup_timeout or config.startup_timeout
+        self.bridge: Any = None
         self.processes: list[Process] = []
         self.client: Optional[Process] = None
         self.orchestrator: Any = None
         self.signum: Optional[int] = None
         timeout = options.timeout
         self.deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        if options.web and options.interactive:
+            raise LaunchError("--web and --interactive: choose one (--web runs no client)")
+        if options.web and config.web is None:
+            raise LaunchError(f"{config.path}: web: missing (needed by --web)")
+        if options.web and config.orchestrator_port is None:
+            raise LaunchError(
+                f"{config.path}: orchestrator: missing (--web serves the trials of the "
+                "orchestrator launch runs)"
+            )
         if options.interactive and config.client.interactive is None:
             raise LaunchError(
                 f"{config.path}: client.interactive: missing (needed by --interactive)"
@@ -172,6 +189,7 @@ class Launcher:
                 "run without --interactive for the scripted client"
             )
         names = [s.name for s in config.services] + [config.client.name, "orchestrator", "launch"]
+        names += ["web"] if options.web else []
         self.log_file: Optional[TextIO] = None
         if self.options.interactive:
             fd, path = tempfile.mkstemp(prefix="cogment-launch-", suffix=".log")
@@ -187,6 +205,8 @@ class Launcher:
         ports = {s.name: s.port for s in self.config.services if s.port is not None}
         if self.config.orchestrator_port is not None:
             ports["orchestrator"] = self.config.orchestrator_port
+        if self.options.web and self.config.web is not None:
+            ports["web"] = self.config.web.port
         if self.options.free_ports:
             ports = {name: free_port() for name in ports}
         return ports
@@ -331,7 +351,8 @@ class Launcher:
         client_command = self.config.client.command
         if self.options.interactive and self.config.client.interactive is not None:
             client_command = self.config.client.interactive
-        client_argv = self._argv(client_command, "client", None) + list(self.options.client_args)
+        client_argv = [] if self.options.web else self._argv(client_command, "client", None)
+        client_argv += self.options.client_args
         service_argvs = [
             self._argv(s.command, f"services[{i}].command", s)
             for i, s in enumerate(self.config.services)
@@ -348,6 +369,11 @@ class Launcher:
                 self._wait_version(process, self.ports[spec.name], spec.tls, f"services[{i}]")
         if self.config.orchestrator_port is not None:
             self._start_orchestrator()
+        if self.options.web:
+            self._start_web()
+            while True:  # until Ctrl-C, --timeout or a service's death
+                self._check()
+                time.sleep(_POLL)
         self.client = Process(
             self.config.client.name,
             client_argv,
@@ -426,8 +452,42 @@ class Launcher:
             raise LaunchError(f"orchestrator: cannot serve on port {port}: {error}") from None
         self.say(f"orchestrator listening on {orchestrator.endpoint}")
 
+    def _start_web(self) -> None:
+        """Serves the launch file's `web` page in front of the orchestrator (cogment web)."""
+        import logging
+
+        from cogment.web import require_aiohttp
+
+        spec = self.config.web
+        assert spec is not None and self.orchestrator is not None
+        require_aiohttp()  # a ConfigurationError naming the extra
+        from cogment.web.server import WebBridge
+
+        logger = logging.getLogger("cogment.web")
+        logger.addHandler(self.output.logging_handler("web"))
+        logger.setLevel(self.options.log_level.upper())
+        logger.propagate = False
+        tls = self.config.tls if self.config.orchestrator_tls else None
+        port = self.ports["orchestrator"]
+        orchestrator = f"grpcs://localhost:{port}" if tls is not None else f"127.0.0.1:{port}"
+        try:
+            self.bridge = WebBridge(
+                self.orchestrator.settings,
+                orchestrator,
+                port=self.ports["web"],
+                static_dir=spec.static,
+                tls_ca=(tls.ca or tls.cert) if tls is not None else None,
+            ).start()
+        except ConfigurationError as error:
+            raise LaunchError(f"web: {error}") from None
+        self.say(f"open {self.bridge.url} in a browser to play (Ctrl-C stops everything)")
+
     def _teardown(self) -> None:
         started = ([self.client] if self.client else []) + self.processes
+        if self.bridge is not None:
+            with contextlib.suppress(Exception):
+                self.bridge.stop()
+            self.bridge = None
         if self.client is not None:
             stop_all([self.client])
         if self.orchestrator is not None:
@@ -465,6 +525,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "--interactive",
         action="store_true",
         help="run the client's `interactive` command attached to the terminal",
+    )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the launch file's `web` page instead of running the client; prints its URL",
     )
     parser.add_argument(
         "--free-ports", action="store_true", help="use free ports instead of the file's"
@@ -514,6 +579,7 @@ def parse_options(argv: Sequence[str]) -> LaunchOptions:
         launch_file=args.launch_file,
         client_args=(*unknown, *tail),
         interactive=args.interactive,
+        web=args.web,
         timeout=args.timeout,
         startup_timeout=args.startup_timeout,
         free_ports=args.free_ports,

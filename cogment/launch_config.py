@@ -62,6 +62,14 @@ class ClientSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class WebSpec:
+    """The `web` entry: the page `cogment launch --web` serves (with `cogment web`)."""
+
+    port: int
+    static: Optional[str] = None  # absolute
+
+
+@dataclasses.dataclass(frozen=True)
 class LaunchConfig:
     """A launch file; paths are absolute."""
 
@@ -73,6 +81,7 @@ class LaunchConfig:
     services: tuple[ServiceSpec, ...]
     client: ClientSpec
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    web: Optional[WebSpec] = None
     tls: Optional[TlsSpec] = None
     orchestrator_tls: bool = False
 
@@ -149,7 +158,16 @@ def load_launch_config(path: str) -> LaunchConfig:
     top = r.map(
         data if data is not None else {},
         "top level",
-        ("project", "generate", "tls", "orchestrator", "startup_timeout", "services", "client"),
+        (
+            "project",
+            "generate",
+            "tls",
+            "orchestrator",
+            "startup_timeout",
+            "services",
+            "client",
+            "web",
+        ),
     )
     folder = os.path.dirname(os.path.abspath(path))
     tls = _tls(r, top.get("tls"), folder)
@@ -184,9 +202,20 @@ def load_launch_config(path: str) -> LaunchConfig:
     )
     if not _NAME_RE.match(client.name):
         raise r.fail("client.name", f"{client.name!r} is not a valid name")
+    web = None
+    if top.get("web") is not None:
+        web_map = r.map(top["web"], "web", ("port", "static"))
+        static = r.text(web_map, "static", "web", required=False)
+        if static is not None:
+            static = os.path.normpath(os.path.join(folder, static))
+            if not os.path.isfile(os.path.join(static, "index.html")):
+                raise r.fail("web.static", f"no index.html in {static}")
+        web = WebSpec(port=r.port(web_map, "web", required=True) or 0, static=static)
     ports = [s.port for s in services if s.port is not None]
     if orchestrator_port is not None:
         ports.append(orchestrator_port)
+    if web is not None:
+        ports.append(web.port)
     for port in ports:
         if ports.count(port) > 1:
             raise r.fail("services", f"port {port} is used twice")
@@ -199,6 +228,7 @@ def load_launch_config(path: str) -> LaunchConfig:
         services=services,
         client=client,
         startup_timeout=float(startup_timeout),
+        web=web,
         tls=tls,
         orchestrator_tls=orchestrator_tls,
     )

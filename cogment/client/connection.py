@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -64,10 +65,16 @@ log = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_INTERVAL = 2.0  # seconds; keep it well below the trials' max_inactivity
 
 CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connection"
+BAD_SESSION_ID = (
+    "session_id must be 1 to 128 printable ASCII characters (letters, digits, '-', '_', '.'), "
+    "got {session_id!r}"
+)
 CA_WITHOUT_TLS = (
     "Connection: tls_ca is for an orchestrator called over TLS, at grpcs://host:port; "
     "got {endpoint!r}"
 )
+
+_SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class TrialService(Protocol):
@@ -114,6 +121,9 @@ class Connection:
         heartbeat_interval: seconds between heartbeats of a trial idle between actions;
             None disables them (the orchestrator then reaps such a trial after its
             `max_inactivity`).
+        session_id: this client's session id (default: a new uuid4). A client that comes
+            back with the session id it had (a web page reloaded, a front end restarted) can
+            `join_trial` again the slots that session holds; keep it secret like a password.
         tls_ca: for a `grpcs://` endpoint, the PEM file of the CA certificates the
             orchestrator's certificate is checked against (None: the system's roots); e.g.
             the certificate itself when it is self-signed.
@@ -136,8 +146,13 @@ class Connection:
         *,
         timeout: Optional[float] = None,
         heartbeat_interval: Optional[float] = DEFAULT_HEARTBEAT_INTERVAL,
+        session_id: Optional[str] = None,
         tls_ca: Optional[FilePath] = None,
     ) -> None:
+        if session_id is not None and (
+            not isinstance(session_id, str) or not _SESSION_ID_RE.match(session_id)
+        ):
+            raise ConfigurationError(BAD_SESSION_ID.format(session_id=session_id))
         if heartbeat_interval is not None and heartbeat_interval <= 0:
             raise ConfigurationError(
                 f"heartbeat_interval must be a positive number of seconds or None, got {heartbeat_interval!r}"
@@ -180,7 +195,7 @@ class Connection:
         else:
             raise ConfigurationError(BAD_ORCHESTRATOR_ENDPOINT.format(endpoint=endpoint))
         self._timeout = timeout
-        self._session_id = str(uuid.uuid4())
+        self._session_id = session_id or str(uuid.uuid4())
         self._metadata = ((SESSION_ID_METADATA, self._session_id),)
         self._lock = threading.Lock()
         self._state = ConnectionState.OPEN
@@ -202,7 +217,8 @@ class Connection:
 
     @property
     def session_id(self) -> str:
-        """This connection's uuid, sent as gRPC metadata `session_id` with every call."""
+        """This connection's session id (a uuid4 unless one was given), sent as gRPC metadata
+        `session_id` with every call."""
         return self._session_id
 
     @property
@@ -300,6 +316,11 @@ class Connection:
         self, actor_class: ActorClass | str, trial_id: str, actor_id: int
     ) -> ClientTrial:
         """Joins the `human` slot `actor_id` of a running trial.
+
+        A slot this connection's `session_id` already holds (it started the trial, or joined
+        the slot before) can be joined again: a client that lost its connection and came
+        back with the same `session_id` takes its slot back, with the observation of the
+        tick the trial waits on.
 
         Raises:
             ConfigurationError: the slot is not of `actor_class`.

@@ -401,6 +401,7 @@ class Trial:
             obs_set.timestamp = time.time_ns()
         self._obs_set = obs_set
         self._obs_index = index
+        self.humans.record(obs_set.observations, index)
 
     def _observations(self) -> list[wire.EncodedObservation]:
         """The current tick's observations by actor id, each distinct one encoded once."""
@@ -530,16 +531,16 @@ class Trial:
         """Gives the human slot `actor_id` to another client, with a full observation; a
         client that says which class it plays (`actor_class`) gets a slot of that class only.
 
-        A trial cannot pass a tick while a human slot is free (it waits for every human's
-        action), so the slot's current observation is the one of the tick the trial waits
-        on, and no history of deltas is needed: when the environment sent it as a delta,
-        the snapshot is rebuilt from the class's empty observation with its delta-apply
-        function.
+        The slot's current observation is the one of the tick the trial waits on. When the
+        environment sent it as a delta, the full observation is rebuilt with the class's
+        delta-apply function from the slot's last snapshot and the deltas since (a slot is
+        joined again by the session that holds it, mid-trial), else from the class's empty
+        observation.
         """
         slot = self.humans.join(actor_id, session_id, actor_class)
         observation = self._current_observation(slot.actor)
         if not observation.data.snapshot:
-            make_snapshot(slot.actor, observation.data)
+            make_snapshot(slot, observation.data)
         return orchestrator_pb2.TrialStartReply(
             trial_id=self.id,
             actor_id=actor_id,

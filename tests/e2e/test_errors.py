@@ -85,7 +85,7 @@ def test_slots_that_cannot_be_joined(orchestrator: Start, connect: Connect) -> N
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.message.startswith(f"trial {trial.id}: actor 2 is not a human slot")
     with pytest.raises(CogmentRpcError) as info:
-        conn.join_trial("player", trial.id, 0)  # the starting client holds it
+        connect(orch).join_trial("player", trial.id, 0)  # the starting client holds it
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.message == f"trial {trial.id}: actor 0 is already joined"
 
