@@ -1,4 +1,5 @@
-"""The measurements of issues 6 and 14 (`cogment web`) and the order they run in.
+"""The measurements of issues 6, 11 (the datalog) and 14 (`cogment web`) and the order they
+run in.
 
 Measurements are grouped with the floor they are compared to; within a group the
 repetitions are interleaved (rep 1 of every member, then rep 2, ...) so a burst of load on
@@ -52,6 +53,29 @@ def _floor_ids(key: str) -> tuple[str, ...]:
     return (f"floor.sync.{key}", f"floor.aio.{key}")
 
 
+def _recorded(key: str, label: str, concurrency: int) -> list[Measure]:
+    """The same trials recorded: into SQLite by the orchestrator (target: at most 10 % of
+    ticks/s lost), and through a `cogment datalog serve` process; their floor is the
+    unrecorded run of the group."""
+    return [
+        Measure(
+            f"cogment.{key}.sqlite",
+            10,
+            f"{label}, recorded (sqlite)",
+            runners.cogment_chain(concurrency=concurrency, datalog="sqlite"),
+            floor=(f"cogment.{key}",),
+            target=0.90,
+        ),
+        Measure(
+            f"cogment.{key}.serve",
+            10,
+            f"{label}, recorded (datalog serve)",
+            runners.cogment_chain(concurrency=concurrency, datalog="serve"),
+            floor=(f"cogment.{key}",),
+        ),
+    ]
+
+
 def groups() -> list[list[Measure]]:
     """Every measurement, in running order."""
     g: list[list[Measure]] = []
@@ -86,6 +110,7 @@ def groups() -> list[list[Measure]]:
                 target=0.80,
                 quick=False,  # its own smoke test (the quick run is long enough already)
             ),
+            *_recorded("c1", "one trial", 1),
         ]
     )
     g.append(
@@ -114,6 +139,7 @@ def groups() -> list[list[Measure]]:
                     target=0.80 if c == 32 else None,
                     quick=c == 8,
                 ),
+                *(_recorded(f"c{c}", f"{c} trials", c) if c == 32 else ()),
             ]
         )
     g.append(
@@ -167,6 +193,26 @@ def groups() -> list[list[Measure]]:
             ),
         ]
     )
+    for streams in (1, 8):
+        g.append(
+            [
+                Measure(
+                    f"datalog.bare.s{streams}",
+                    11,
+                    f"bare LogExporter, {streams} stream(s)",
+                    runners.datalog_load("bare", streams, 256),
+                    unit="samples/s",
+                ),
+                Measure(
+                    f"datalog.serve.s{streams}",
+                    11,
+                    f"datalog serve, {streams} stream(s)",
+                    runners.datalog_load("serve", streams, 256),
+                    unit="samples/s",
+                    floor=(f"datalog.bare.s{streams}",),
+                ),
+            ]
+        )
     for c in (1, 8):
         g.append(
             [

@@ -95,10 +95,10 @@ def _watchdog(deadline: float) -> None:
 
 
 def _roles() -> dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]]:
-    from benchmarks import floor, gym, middle, services, web
+    from benchmarks import datalog, floor, gym, middle, services, web
 
     roles = {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES}
-    return {**roles, **gym.ROLES, **web.ROLES}
+    return {**roles, **gym.ROLES, **web.ROLES, **datalog.ROLES}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -5,6 +5,7 @@ cogment orchestrator [--file cogment.yaml] [--port 9000] ...
 cogment launch launch.yaml [--timeout S]
 cogment gym serve ENV_ID --port N | cogment gym init ENV_ID DIR
 cogment pettingzoo serve MODULE:FUNCTION --port N | cogment pettingzoo init MODULE:FUNCTION DIR
+cogment datalog serve|ls|show|export ...
 cogment web [--file cogment.yaml] [--orchestrator localhost:9000] [--port 8080] ...
 cogment --version
 """
@@ -29,6 +30,7 @@ SUBCOMMANDS = {
         "cogment.bridges.pettingzoo_cli",
         "serve a PettingZoo parallel env, or write a project around one",
     ),
+    "datalog": ("cogment.datalog.cli", "serve a datalog store, list, show and export trials"),
     "web": ("cogment.web.cli", "serve a page that lets browser tabs act in trials"),
 }
 # subcommands whose module reads its own command line instead: main(argv) -> int gets the

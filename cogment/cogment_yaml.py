@@ -19,7 +19,12 @@ import yaml
 
 from cogment.endpoint import GRPC_ENDPOINT_FORMS, is_actor_endpoint, is_grpc_endpoint
 from cogment.errors import ConfigurationError
-from cogment.settings import UNKNOWN_ACTOR_CLASS
+from cogment.settings import (
+    DATALOG_ON_FAILURE,
+    DATALOG_TYPES,
+    DEFAULT_MAX_QUEUE_BYTES,
+    UNKNOWN_ACTOR_CLASS,
+)
 
 MISSING = "missing (required)"
 
@@ -86,8 +91,11 @@ class ProjectSpec:
     environment_config_type: Optional[str] = None
     pre_hooks: tuple[str, ...] = ()
     trial_params: TrialParamsSpec = TrialParamsSpec()
-    datalog_type: Optional[str] = None
-    datalog_url: Optional[str] = None
+    datalog_type: Optional[str] = None  # sqlite or grpc; None: no datalog
+    datalog_url: Optional[str] = None  # grpc
+    datalog_path: Optional[str] = None  # sqlite, as written (relative to cogment.yaml)
+    datalog_on_failure: str = "end"
+    datalog_max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
 
     @property
     def project_dir(self) -> str:
@@ -260,16 +268,7 @@ def parse_spec(data: Any, path: str) -> ProjectSpec:
 
     params = _parse_trial_params(r, top.get("trial_params"), class_ids)
 
-    datalog = r.map(top.get("datalog"), "datalog", ["type", "url"])
-    datalog_type = r.string(datalog.get("type"), "datalog.type") if datalog else None
-    datalog_url = None
-    if datalog:
-        if datalog_type not in ("grpc", "none"):
-            raise r.fail(
-                "datalog.type", f"{datalog_type!r} is not supported (expected grpc or none)"
-            )
-        if datalog_type == "grpc":
-            datalog_url = r.endpoint(datalog.get("url"), "datalog.url", human_ok=False)
+    datalog = _parse_datalog(r, top.get("datalog"))
 
     return ProjectSpec(
         path=path,
@@ -282,9 +281,40 @@ def parse_spec(data: Any, path: str) -> ProjectSpec:
         ),
         pre_hooks=pre_hooks,
         trial_params=params,
-        datalog_type=datalog_type if datalog_type != "none" else None,
-        datalog_url=datalog_url,
+        **datalog,
     )
+
+
+def _parse_datalog(r: _Reader, value: Any) -> dict[str, Any]:
+    """The `datalog:` section as ProjectSpec fields (none of them without a datalog)."""
+    data = r.map(value, "datalog", ["type", "path", "url", "on_failure", "max_queue_bytes"])
+    if not data:
+        return {}
+    kind = r.string(data.get("type"), "datalog.type", required=True)
+    if kind not in DATALOG_TYPES:
+        raise r.fail("datalog.type", f"{kind!r} is not supported (expected sqlite, grpc or none)")
+    if kind == "none":
+        return {}
+    for key, wanted in (("url", "grpc"), ("path", "sqlite")):
+        if key in data and kind != wanted:
+            raise r.fail(f"datalog.{key}", f"only for type {wanted} (the type is {kind})")
+    fields: dict[str, Any] = {"datalog_type": kind}
+    if kind == "grpc":
+        fields["datalog_url"] = r.endpoint(data.get("url"), "datalog.url", human_ok=False)
+    else:
+        fields["datalog_path"] = r.string(data.get("path"), "datalog.path", required=True)
+    on_failure = r.string(data.get("on_failure"), "datalog.on_failure") or "end"
+    if on_failure not in DATALOG_ON_FAILURE:
+        raise r.fail(
+            "datalog.on_failure", f"{on_failure!r} is not supported (expected end or continue)"
+        )
+    fields["datalog_on_failure"] = on_failure
+    if "max_queue_bytes" in data:
+        size = r.count(data.get("max_queue_bytes"), "datalog.max_queue_bytes")
+        if size < 1024:
+            raise r.fail("datalog.max_queue_bytes", f"{size} is too small (at least 1024)")
+        fields["datalog_max_queue_bytes"] = size
+    return fields
 
 
 def _parse_actor_class(

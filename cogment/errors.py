@@ -10,6 +10,7 @@
         * CogmentRpcError: a gRPC call failed with this status.
             * TrialError: a trial ended because of a failure (service error, unreachable...).
     * TrialEndedError: an operation was attempted on a trial that is already over.
+    * DatalogError: a datalog store cannot be opened, read or written.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class ConfigurationError(CogmentError):
 
 class TrialEndedError(CogmentError):
     """The trial is over; nothing more can be done with it."""
+
+
+class DatalogError(CogmentError):
+    """A datalog store cannot be opened, read or written (not a datalog, a newer schema,
+    an unknown trial, a failing disk)."""
 
 
 class LifecycleError(CogmentError):

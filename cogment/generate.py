@@ -33,6 +33,7 @@ from cogment.cogment_yaml import ProjectSpec, load_spec
 from cogment.errors import ConfigurationError
 from cogment.protoc import compile_protos
 from cogment.settings import (
+    DEFAULT_MAX_QUEUE_BYTES,
     ActorClass,
     ActorClassList,
     EnvironmentSettings,
@@ -256,11 +257,7 @@ def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
     params_literal = pprint.pformat(
         spec.trial_params.to_dict(), indent=1, sort_dicts=False, width=92
     )
-    datalog = (
-        f"_cs.DatalogSettings(type={spec.datalog_type!r}, url={spec.datalog_url!r})"
-        if spec.datalog_type and spec.datalog_url
-        else "None"
-    )
+    datalog = _render_datalog(spec)
     indented_params = params_literal.replace("\n", "\n    ")
     return (
         f'"""Settings of the project {spec.path}.\n\n'
@@ -284,6 +281,23 @@ def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
         "ObservationTable = observation_table_type(actor_classes)\n"
         "ObservationsTable = ObservationTable  # its name in cogment-py 0.5.0\n"
     )
+
+
+def _render_datalog(spec: ProjectSpec) -> str:
+    """The `datalog = ...` expression of cog_settings.py (a sqlite path relative to
+    cogment.yaml is resolved against `project_file` when the settings are imported)."""
+    if spec.datalog_type is None:
+        return "None"
+    args = [f"type={spec.datalog_type!r}"]
+    if spec.datalog_type == "grpc":
+        args.append(f"url={spec.datalog_url!r}")
+    else:
+        args.append(f"path=_os.path.join(_os.path.dirname(project_file), {spec.datalog_path!r})")
+    if spec.datalog_on_failure != "end":
+        args.append(f"on_failure={spec.datalog_on_failure!r}")
+    if spec.datalog_max_queue_bytes != DEFAULT_MAX_QUEUE_BYTES:
+        args.append(f"max_queue_bytes={spec.datalog_max_queue_bytes!r}")
+    return "_cs.DatalogSettings(\n    " + ",\n    ".join(args) + ",\n)"
 
 
 def generate(yaml_path: str, python_dir: str) -> str:

@@ -100,7 +100,6 @@ from cogment.launch_config import (
     rewrite_endpoint,
 )
 from cogment.launch_process import (
-    STOP_GRACE,
     Output,
     Process,
     describe_status,
@@ -493,7 +492,7 @@ class Launcher:
             stop_all([self.client])
         if self.orchestrator is not None:
             with contextlib.suppress(Exception):
-                self.orchestrator.stop(timeout=STOP_GRACE)
+                self.orchestrator.stop()  # its datalog stores what it queued first
             self.orchestrator = None
         stop_all(self.processes)
         for process in started:

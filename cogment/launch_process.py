@@ -31,7 +31,13 @@ from cogment.api import common_pb2
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 2.0
-_VERSION_SERVICES = ("cogment.Environment", "cogment.Agent", "cogment.TrialHooks", "cogment.Trial")
+_VERSION_SERVICES = (
+    "cogment.Environment",
+    "cogment.Agent",
+    "cogment.TrialHooks",
+    "cogment.Trial",
+    "cogment.ext.DatalogTrials",  # `cogment datalog serve`, a cogment.LogExporter
+)
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""`cogment.GrpcServer`: serves an Agent, Environment or TrialHooks subclass over gRPC.
+"""`cogment.GrpcServer`: serves an Agent, Environment, TrialHooks or LogExporter subclass.
 
 The servicers it runs live in `cogment.servicers`; this module only owns the grpc server's
 lifecycle (bind, start, serve until a signal or `stop()`, stop).
@@ -30,7 +30,7 @@ _NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port already in use is an error, n
 
 
 class GrpcServer:
-    """Serves an Agent, Environment or TrialHooks subclass over gRPC.
+    """Serves an Agent, Environment, TrialHooks or LogExporter subclass over gRPC.
 
     The port is bound when the server is made (`port=0` picks a free one, read it from
     `server.port`); `start()` serves in the background, `serve()` serves and blocks until

@@ -32,6 +32,7 @@ from cogment.boundary import add_service, handler
 from cogment.delta import actions_table_type
 from cogment.environment import Environment
 from cogment.errors import ConfigurationError, StatusError
+from cogment.exporter import LogExporter
 from cogment.hooks import TrialHooks
 from cogment.protocol import (
     SnapshotKeeper,
@@ -426,7 +427,7 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
             "GrpcServer: settings must be the project's generated cog_settings module "
             f"(with actor_classes, trial and environment), got {settings!r}"
         )
-    bases = "cogment.Agent, cogment.Environment or cogment.TrialHooks"
+    bases = "cogment.Agent, cogment.Environment, cogment.TrialHooks or cogment.LogExporter"
     if not isinstance(service_type, type):
         raise ConfigurationError(
             f"GrpcServer: expected a class (a subclass of {bases}), got {service_type!r}"
@@ -450,4 +451,8 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
             TrialHooksServicer(service_type, settings),
             _adder(hooks_pb2, "TrialHooks"),
         )
+    if issubclass(service_type, LogExporter):
+        from cogment.log_servicer import LogExporterServicer, add_log_exporter
+
+        return LogExporterServicer(service_type, settings, _user_call), add_log_exporter
     raise ConfigurationError(f"GrpcServer: {name} is not a subclass of {bases}")

@@ -19,11 +19,16 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from cogment.api import common_pb2
+from cogment.endpoint import is_grpc_endpoint
 from cogment.errors import ConfigurationError
 
 DeltaApplyFn = Callable[[Message, Message], Message]
 
 UNKNOWN_ACTOR_CLASS = "unknown actor class {actor_class!r} (declared: {declared})"
+
+DATALOG_TYPES = ("sqlite", "grpc", "none")
+DATALOG_ON_FAILURE = ("end", "continue")  # what a recording failure does to the trial
+DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024  # samples waiting to be stored, in bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +109,47 @@ class EnvironmentSettings:
 
 @dataclasses.dataclass(frozen=True)
 class DatalogSettings:
-    """`cog_settings.datalog`: where the orchestrator streams each trial's record."""
+    """`cog_settings.datalog`: where the orchestrator records each trial.
+
+    Attributes:
+        type: `sqlite` (the orchestrator writes `path` itself), `grpc` (it streams to the
+            LogExporter at `url`) or `none`.
+        url: the LogExporter's endpoint, `grpc://host:port` (type grpc).
+        path: the SQLite file (type sqlite); generated settings hold it absolute.
+        on_failure: `end` (a recording failure ends the trial, with a reason naming the
+            datalog) or `continue` (trials go on; lost samples are counted).
+        max_queue_bytes: how many bytes of samples may wait to be stored before ticks wait.
+    """
 
     type: str
-    url: str
+    url: str = ""
+    path: str = ""
+    on_failure: str = "end"
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.type not in DATALOG_TYPES:
+            raise ConfigurationError(
+                f"datalog type {self.type!r} is not supported (expected sqlite, grpc or none)"
+            )
+        if self.type == "grpc" and not is_grpc_endpoint(self.url):
+            raise ConfigurationError(f"datalog url {self.url!r} is not grpc://host:port")
+        if self.type == "sqlite" and not self.path:
+            raise ConfigurationError("a sqlite datalog needs a path")
+        if self.on_failure not in DATALOG_ON_FAILURE:
+            raise ConfigurationError(
+                f"datalog on_failure {self.on_failure!r} is not supported (expected end or "
+                "continue)"
+            )
+        if self.max_queue_bytes < 1024:
+            raise ConfigurationError(
+                f"datalog max_queue_bytes {self.max_queue_bytes} is too small (at least 1024)"
+            )
+
+    @property
+    def where(self) -> str:
+        """How log lines and trial end reasons name this datalog."""
+        return self.url if self.type == "grpc" else f"sqlite:{self.path}"
 
 
 class Settings(Protocol):

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace, settings: object) -> None:
+    from .datalog import describe
     from .service import OrchestratorServer
 
     server = OrchestratorServer(
@@ -115,7 +116,8 @@ async def _serve(args: argparse.Namespace, settings: object) -> None:
     where = host_port(args.host, port)
     if server.tls:
         where = GRPCS_SCHEME + where
-    print(f"orchestrator listening on {where} (project: {project})", flush=True)
+    recording = f"; {describe(server.datalog)}" if server.datalog is not None else ""
+    print(f"orchestrator listening on {where} (project: {project}{recording})", flush=True)
     try:
         await stop.wait()
     finally:

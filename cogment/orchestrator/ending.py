@@ -139,9 +139,10 @@ class TrialEnd:
         log.error("trial %s: internal error", self._trial_id, exc_info=error)
         self.finish(f"orchestrator internal error: {error!r}", failed=True)
 
-    def end(self, reason: str) -> None:
-        """Ends the trial from outside its task (a client's End, inactivity, shutdown)."""
-        if self.finish(reason):
+    def end(self, reason: str, *, failed: bool = False) -> None:
+        """Ends the trial from outside its task (a client's End, inactivity, shutdown, a
+        failed datalog)."""
+        if self.finish(reason, failed=failed):
             self._interrupt()
 
     def tell_clients(self) -> None:

@@ -15,7 +15,8 @@ import grpc
 from cogment.api import (
     agent_pb2,
     agent_pb2_grpc,
-    data_pb2_grpc,
+    data_pb2,
+    datalog_ext_pb2_grpc,
     environment_pb2,
     environment_pb2_grpc,
     hooks_pb2_grpc,
@@ -33,13 +34,17 @@ _STUB_TYPES: dict[str, Any] = {
     "agent": agent_pb2_grpc.AgentStub,
     "environment": environment_pb2_grpc.EnvironmentStub,
     "hooks": hooks_pb2_grpc.TrialHooksStub,
-    "datalog": data_pb2_grpc.LogExporterStub,
+    "datalog_ext": datalog_ext_pb2_grpc.DatalogTrialsStub,
 }
 
 _ENV_REQUESTS: dict[str, Any] = {
     "Start": environment_pb2.EnvStartRequest,
     "Update": environment_pb2.EnvUpdateRequest,
 }
+
+
+def _as_is(data: bytes) -> bytes:
+    return data
 
 
 class Endpoints:
@@ -124,6 +129,25 @@ class Endpoints:
             self._stubs[key] = call
         return call
 
+    def datalog_log(self, endpoint: str) -> Any:
+        """LogExporter.Log at `grpc(s)://host:port`, taking DatalogMsgs already serialized."""
+        key = ("datalog.Log", endpoint)
+        call = self._stubs.get(key)
+        if call is None:
+            call = self.channel(endpoint).stream_unary(
+                "/cogment.LogExporter/Log",
+                # bytes as they are; with None, a call the server ended reports INTERNAL
+                # instead of its status
+                request_serializer=_as_is,
+                response_deserializer=data_pb2.LogReply.FromString,
+            )
+            self._stubs[key] = call
+        return call
+
+    def datalog_ext(self, endpoint: str) -> datalog_ext_pb2_grpc.DatalogTrialsStub:
+        """cogment-py's DatalogTrials stub (how trials ended) for `grpc(s)://host:port`."""
+        return self._stub("datalog_ext", endpoint)
+
     def agent(self, endpoint: str) -> agent_pb2_grpc.AgentStub:
         """The Agent stub for `grpc(s)://host:port`."""
         return self._stub("agent", endpoint)
@@ -135,10 +159,6 @@ class Endpoints:
     def hooks(self, endpoint: str) -> hooks_pb2_grpc.TrialHooksStub:
         """The TrialHooks stub for `grpc(s)://host:port`."""
         return self._stub("hooks", endpoint)
-
-    def datalog(self, endpoint: str) -> data_pb2_grpc.LogExporterStub:
-        """The LogExporter stub for `grpc(s)://host:port`."""
-        return self._stub("datalog", endpoint)
 
     def __len__(self) -> int:
         return len(self._channels)

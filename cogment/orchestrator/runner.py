@@ -14,6 +14,7 @@ from cogment.constants import DEFAULT_MAX_MESSAGE_MB
 from cogment.endpoint import GRPCS_SCHEME, host_port
 from cogment.errors import CogmentError
 from cogment.lifecycle import Lifecycle, misuse
+from cogment.settings import DatalogSettings
 from cogment.tls import FilePath
 
 from .service import OrchestratorServer
@@ -53,7 +54,9 @@ class Orchestrator:
         response_timeout: deadline of every call to a service, in seconds.
         default_trial_params: replaces the project's default trial parameters.
         pre_hooks: replaces the project's pre-trial hook endpoints (`[]` for none).
-        datalog_endpoint: replaces the project's datalog url (`""` for none).
+        datalog: replaces the project's `datalog:` section, e.g.
+            `DatalogSettings("sqlite", path="trials.db")` (`DatalogSettings("none")`: off).
+        datalog_endpoint: a shorthand for a grpc datalog at that url (`""` for none).
         max_message_mb: the largest message a client may send, in MiB (None: no limit).
         tls_cert, tls_key: PEM files of the certificate (chain) and the private key the port
             serves TLS with (both or neither; neither: plaintext).
@@ -75,6 +78,7 @@ class Orchestrator:
         *,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        datalog: Optional[DatalogSettings] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
         tls_cert: Optional[FilePath] = None,
         tls_key: Optional[FilePath] = None,
@@ -89,6 +93,7 @@ class Orchestrator:
             default_trial_params=default_trial_params,
             pre_hooks=pre_hooks,
             datalog_endpoint=datalog_endpoint,
+            datalog=datalog,
             max_message_mb=max_message_mb,
             tls_cert=tls_cert,
             tls_key=tls_key,
@@ -161,12 +166,13 @@ class Orchestrator:
         await self._stop_event.wait()
         await self._server.stop()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ends every running trial (calling End on its services) and stops serving
-        (idempotent).
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Ends every running trial (calling End on its services), stores what the datalog
+        queued, and stops serving (idempotent); waits at most `timeout` s (by default, as
+        long as the response timeout lets the services and the datalog take).
 
         Raises:
-            CogmentError: it did not stop within `timeout` seconds.
+            CogmentError: it did not stop within that time.
         """
         if self._state is not Lifecycle.STARTED:
             self._state = Lifecycle.STOPPED
@@ -177,9 +183,10 @@ class Orchestrator:
             with contextlib.suppress(RuntimeError):  # the loop already finished
                 loop.call_soon_threadsafe(event.set)
         if thread is not None:
-            thread.join(timeout)
+            limit = self._server.stop_timeout if timeout is None else timeout
+            thread.join(limit)
             if thread.is_alive():
-                raise CogmentError(f"the orchestrator did not stop within {timeout:g} s")
+                raise CogmentError(f"the orchestrator did not stop within {limit:g} s")
 
     def __enter__(self) -> Orchestrator:
         return self.start()

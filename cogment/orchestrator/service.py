@@ -27,12 +27,14 @@ from cogment.constants import (
 )
 from cogment.endpoint import host_port
 from cogment.errors import ConfigurationError, StatusError
+from cogment.settings import DatalogSettings
 from cogment.tls import FilePath, server_credentials
 from cogment.version import version_entries
 
 from . import params as trial_params
 from . import status, wire
 from .calls import consume
+from .datalog import make_recorder
 from .ending import ENDED_BY_CLIENT, SHUTDOWN
 from .endpoints import Endpoints
 from .humans import Aborted, Last, Reply
@@ -195,7 +197,8 @@ class OrchestratorServer:
         response_timeout: deadline of every call to a service, in seconds.
         default_trial_params: replaces `settings.default_trial_params`.
         pre_hooks: replaces `settings.pre_hooks`.
-        datalog_endpoint: replaces `settings.datalog.url` ("" turns the datalog off).
+        datalog: replaces `settings.datalog` (`DatalogSettings(type="none")` turns it off).
+        datalog_endpoint: a shorthand for a grpc `datalog` at that url ("" turns it off).
         max_message_mb: the largest message a client may send, in MiB (None: no limit); a
             larger one is refused with RESOURCE_EXHAUSTED. Replies are not limited.
         tls_cert, tls_key: PEM files of the certificate (chain) and private key the port for
@@ -216,6 +219,7 @@ class OrchestratorServer:
         default_trial_params: Optional[common_pb2.TrialParams] = None,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        datalog: Optional[DatalogSettings] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
         tls_cert: Optional[FilePath] = None,
         tls_key: Optional[FilePath] = None,
@@ -236,19 +240,26 @@ class OrchestratorServer:
                 default_trial_params = common_pb2.TrialParams()
         if pre_hooks is None:
             pre_hooks = list(getattr(settings, "pre_hooks", None) or ())
-        if datalog_endpoint is None:
+        if datalog is None and datalog_endpoint is not None:
+            datalog = DatalogSettings("grpc", url=datalog_endpoint) if datalog_endpoint else None
+        elif datalog is None:
             datalog = getattr(settings, "datalog", None)
-            datalog_endpoint = datalog.url if datalog is not None else None
         self._credentials = server_credentials(tls_cert, tls_key, tls_names)
         self.tls_cert = None if tls_cert is None else str(tls_cert)
         self.registry = Registry()
         self.endpoints = Endpoints(tls_ca)
+        self.datalog = datalog if datalog is not None and datalog.type != "none" else None
+        self.recorder = (
+            make_recorder(self.datalog, self.endpoints, float(response_timeout))
+            if self.datalog is not None
+            else None
+        )
         self.runtime = Runtime(
             settings=settings,
             endpoints=self.endpoints,
             default_params=default_trial_params,
             pre_hooks=list(pre_hooks),
-            datalog_endpoint=datalog_endpoint or None,
+            recorder=self.recorder,
             response_timeout=float(response_timeout),
             end_timeout=min(float(response_timeout), END_TIMEOUT_CAP),
         )
@@ -260,7 +271,8 @@ class OrchestratorServer:
         """Binds `host:port` (0: a free port) and serves. Returns the port.
 
         Raises:
-            ConfigurationError: the address cannot be bound (in use, bad host...).
+            ConfigurationError: the address cannot be bound (in use, bad host...), or the
+                datalog's store cannot be opened.
         """
         address = host_port(host, port)
         if port:  # a clear error before grpc logs its own
@@ -280,6 +292,12 @@ class OrchestratorServer:
         if not bound:
             await server.stop(None)
             raise ConfigurationError(f"cannot listen on {address}: address in use or invalid")
+        if self.recorder is not None:
+            try:
+                await self.recorder.open()
+            except BaseException:
+                await server.stop(None)
+                raise
         await server.start()
         self._server = server
         self.port = bound
@@ -293,11 +311,17 @@ class OrchestratorServer:
         return self._credentials is not None
 
     async def stop(self, grace: float = 1.0) -> None:
-        """Ends every running trial (End on its services), then stops serving."""
+        """Ends every running trial (End on its services), stores every sample the datalog
+        accepted (waiting at most the response timeout), then stops serving."""
         if self.stopping:
             return
         self.stopping = True
         await self.registry.shutdown(SHUTDOWN, timeout=self.runtime.end_timeout + 2.0)
+        if self.recorder is not None and self._server is not None:
+            pending = self.recorder.pending()
+            if pending:
+                log.info("datalog %s: storing %d queued samples", self.recorder.where, pending)
+            await self.recorder.close(self.runtime.response_timeout)
         if self._server is not None:
             await self._server.stop(grace)
             # the grpc server refers back to this object (through its servicer): dropped
@@ -305,6 +329,12 @@ class OrchestratorServer:
             # grpc's exit wait about 2 s)
             self._server = None
         await self.endpoints.close()
+
+    @property
+    def stop_timeout(self) -> float:
+        """The longest `stop` may take: trials ending, then the datalog's flush."""
+        flush = self.runtime.response_timeout if self.recorder is not None else 0.0
+        return self.runtime.end_timeout + 2.0 + flush + 5.0
 
 
 def _check_bindable(host: str, port: int, address: str) -> None:

@@ -226,6 +226,31 @@ CASES = {
         "actor_classes[0]",
         "expected a map",
     ),
+    "unknown datalog type": (
+        ("type: grpc", "type: postgres"),
+        "datalog.type",
+        "'postgres' is not supported (expected sqlite, grpc or none)",
+    ),
+    "sqlite datalog without a path": (
+        ("type: grpc\n  url: grpc://localhost:9004", "type: sqlite"),
+        "datalog.path",
+        "missing (required)",
+    ),
+    "a path for a grpc datalog": (
+        ("url: grpc://localhost:9004", "url: grpc://localhost:9004\n  path: t.db"),
+        "datalog.path",
+        "only for type sqlite (the type is grpc)",
+    ),
+    "unknown on_failure": (
+        ("url: grpc://localhost:9004", "url: grpc://localhost:9004\n  on_failure: retry"),
+        "datalog.on_failure",
+        "'retry' is not supported (expected end or continue)",
+    ),
+    "tiny datalog queue": (
+        ("url: grpc://localhost:9004", "url: grpc://localhost:9004\n  max_queue_bytes: 10"),
+        "datalog.max_queue_bytes",
+        "too small",
+    ),
 }
 
 

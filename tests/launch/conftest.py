@@ -6,6 +6,8 @@
   the processes launch started (from its `started NAME (pid N)` lines).
 * `assert_gone(pids)`: every process (and process group) is gone within a few seconds.
 * `write_launch_file(folder, text)`: writes launch.yaml (and version_server.py) in folder.
+* `city_copy(folder)`: a copy of the city example in folder; returns its launch.yaml (a run
+  records its trial next to the copy, not into the repository's examples/city/trials.db).
 """
 
 from __future__ import annotations
@@ -120,6 +122,14 @@ def assert_gone(pids: Iterable[int], within: float = 5.0) -> None:
         f"the processes {pids} cogment launch started (and their groups) are gone",
         interval=0.05,
     )
+
+
+def city_copy(folder: Path) -> Path:
+    target = folder / "city"
+    generated = ("cog_settings.py", "*_pb2.py", "*_pb2_grpc.py")  # they name the original
+    ignored = shutil.ignore_patterns("trials.db*", "__pycache__", *generated)
+    shutil.copytree(CITY, target, ignore=ignored)
+    return target / "launch.yaml"
 
 
 def write_launch_file(folder: Path, text: str) -> Path:

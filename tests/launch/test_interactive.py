@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Optional
 
 import pytest
 
-from tests.launch.conftest import CITY, CITY_LAUNCH, REPO, assert_gone, launch_command, started_pids
+from tests.launch.conftest import CITY, REPO, assert_gone, city_copy, launch_command, started_pids
 from tests.waiting import wait_until
 
 
@@ -55,16 +56,17 @@ def _has_curses() -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses a pseudo-terminal")
-def test_interactive_driving_in_a_terminal() -> None:
+def test_interactive_driving_in_a_terminal(tmp_path: Path) -> None:
     if not _has_curses():
         pytest.skip("no curses or no terminfo for xterm")
     import pty
 
+    city_launch = city_copy(tmp_path)
     pid, fd = pty.fork()
     if pid == 0:  # the child: cogment launch on the pseudo-terminal
         os.chdir(REPO)
         os.environ["TERM"] = "xterm"
-        argv = launch_command(str(CITY_LAUNCH), "--interactive", "--free-ports", "--timeout", "60")
+        argv = launch_command(str(city_launch), "--interactive", "--free-ports", "--timeout", "60")
         os.execv(argv[0], argv)
     output = b""
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.launch.conftest import (
-    CITY_LAUNCH,
     RunningLaunch,
     alive,
     assert_gone,
+    city_copy,
     run_launch,
     started_pids,
     write_launch_file,
@@ -26,9 +26,9 @@ from tests.launch.conftest import (
 SLEEP = "python -c 'import time; time.sleep(120)'"
 
 
-def test_a_service_killed_mid_trial_stops_everything_and_is_named() -> None:
+def test_a_service_killed_mid_trial_stops_everything_and_is_named(tmp_path: Path) -> None:
     launch = RunningLaunch(
-        str(CITY_LAUNCH), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
+        str(city_copy(tmp_path)), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
     )
     try:
         launch.wait_for_line(r"^driver\s+\| tick 3:", timeout=30)
@@ -45,9 +45,9 @@ def test_a_service_killed_mid_trial_stops_everything_and_is_named() -> None:
     assert_gone(pids.values())
 
 
-def test_sigterm_to_launch_stops_everything() -> None:
+def test_sigterm_to_launch_stops_everything(tmp_path: Path) -> None:
     launch = RunningLaunch(
-        str(CITY_LAUNCH), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
+        str(city_copy(tmp_path)), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
     )
     try:
         launch.wait_for_line(r"^driver\s+\| tick 2:", timeout=30)

@@ -1,5 +1,5 @@
 """The orchestrator against services written straight on grpcio (another SDK, in effect):
-what our SDK never sends, failures, deadlines, big payloads, the datalog."""
+what our SDK never sends, failures, deadlines, big payloads (the datalog: test_recording.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
 from tests.orchestrator.conftest import TIMEOUT, raw_params
-from tests.orchestrator.raw import RawAgent, RawEnv, RawHooks, RawLogExporter, one_observation
+from tests.orchestrator.raw import RawAgent, RawEnv, RawHooks, one_observation
 from tests.waiting import wait_until
 
 HUMAN_AND_AGENT = [("player", "human")]
@@ -70,36 +70,6 @@ def test_foreign_feedback_and_messages(orchestrator, trial_stub, raw_server):
     assert all(r.actor_id == -1 for r in env.of("OnMessage"))
     updates = env.of("Update")
     assert [len(u.action_set.actions) for u in updates] == [2, 2, 2]
-
-
-def test_datalog(orchestrator, trial_stub, raw_server):
-    exporter = RawLogExporter()
-
-    def decide(request: Any) -> Any:
-        reply = agent_pb2.AgentDecideReply(action=common_pb2.Action(content=b"\x08\x01"))
-        reply.feedbacks.add(actor_id=0, tick_id=-1, value=2.0, confidence=1.0)
-        return reply
-
-    env = RawEnv()
-    agent = RawAgent(decide)
-    params = raw_params(raw_server(env), [("player", "human"), ("player", raw_server(agent))], 3)
-    orch = orchestrator(params, datalog_endpoint=raw_server(exporter))
-    stub = trial_stub(orch)
-    started = stub.Start(orchestrator_pb2.TrialStartRequest(user_id="ann"), timeout=TIMEOUT)
-    for _ in range(3):
-        action(stub, started.trial_id, content=b"\x08\x02")
-    assert exporter.finished.wait(TIMEOUT)
-    messages = exporter.of("Log")
-    assert messages[0].WhichOneof("msg") == "trial_params"
-    assert messages[0].trial_params == params
-    samples = [m.sample for m in messages[1:]]
-    assert len(samples) == 4  # one per tick, then the last observation
-    for t, sample in enumerate(samples[:3]):
-        assert sample.trial_id == started.trial_id and sample.user_id == "ann"
-        assert [a.content for a in sample.actions] == [b"\x08\x02", b"\x08\x01"]
-        assert [r.value for r in sample.rewards] == [2.0, 0.0]
-        assert sample.rewards[0].feedbacks[0].tick_id == t
-    assert not samples[3].actions and len(samples[3].observations.observations) == 1
 
 
 def test_join_turns_a_delta_into_a_snapshot(orchestrator, trial_stub, raw_server):
@@ -220,19 +190,6 @@ def test_a_bad_observation_set_fails_the_trial(orchestrator, trial_stub, raw_ser
     wait_until(lambda: env.of("End"), TIMEOUT, "the environment got End")
     orch.stop()  # waits for the trial's task: every End it would call has been called
     assert len(env.of("End")) == 1
-
-
-def test_an_unreachable_datalog_does_not_affect_trials(orchestrator, trial_stub, raw_server):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = RawEnv()
-    params = raw_params(raw_server(env), [("player", "human")], max_steps=3)
-    stub = trial_stub(orchestrator(params, datalog_endpoint=f"grpc://127.0.0.1:{port}"))
-    started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
-    assert [action(stub, started.trial_id).trial_is_over for _ in range(3)] == [False, False, True]
 
 
 def test_one_channel_per_endpoint_for_all_trials(orchestrator, trial_stub, raw_server):

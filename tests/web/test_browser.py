@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 
 from cogment.web.server import WebBridge
-from tests.launch.conftest import CITY_LAUNCH, RunningLaunch
+from tests.launch.conftest import RunningLaunch, city_copy
 from tests.web.browser import chromium, console, missing_browser, text_of, wait
 
 pytestmark = pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
@@ -39,9 +39,11 @@ def tab(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def city_url() -> Iterator[str]:
-    """`cogment launch examples/city/launch.yaml --web` on free ports; the URL it prints."""
-    run = RunningLaunch(str(CITY_LAUNCH), "--web", "--free-ports", "--timeout", "170")
+def city_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`cogment launch examples/city/launch.yaml --web` on free ports (on a copy of the
+    example: its datalog lands next to the copy); the URL it prints."""
+    city_launch = city_copy(tmp_path_factory.mktemp("web-city"))
+    run = RunningLaunch(str(city_launch), "--web", "--free-ports", "--timeout", "170")
     try:
         match = run.wait_for_line(r"open (http://\S+) in a browser", timeout=60)
         yield match.group(1)
