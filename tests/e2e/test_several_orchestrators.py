@@ -54,20 +54,20 @@ def test_new_trials_spread_and_calls_go_to_their_owner(
             for _ in trials
         ]
         joined = [p.join_trial("player", t.id, 1) for p, t in zip(partners, trials)]
-        owners = [owner_of(trial.id) for trial in trials]
+        owners = [str(owner_of(trial.id)) for trial in trials]
         assert sorted(owners) == sorted([o.advertised for o in orchestrators] * 2)
         assert [o.trial_count for o in orchestrators] == [2, 2, 2]
         trials[0].begin_actions_stream()
-        for trial, partner in zip(trials, joined):
-            partner.begin_actions_stream()
+        for trial, other in zip(trials, joined):
+            other.begin_actions_stream()
             with ThreadPoolExecutor(1) as pool:
-                theirs = pool.submit(partner.do_action, Move(cell=2))
+                theirs = pool.submit(other.do_action, Move(cell=2))
                 assert trial.do_action(Move(cell=1)).observation.turn == 1
                 assert theirs.result(TIMEOUT).observation.turn == 1
             trial.end()
         assert [o.trial_count for o in orchestrators] == [0, 0, 0]
-        for partner in partners:
-            partner.close()
+        for connection in partners:
+            connection.close()
 
 
 def _requests(items: queue.Queue) -> Iterator[Any]:
