@@ -21,7 +21,7 @@ from benchmarks.procs import install_cleanup, reap_all
 from benchmarks.project import BenchProject
 from benchmarks.runners import Run, RunConfig
 
-PROFILE_ROLES = ("orchestrator", "agent", "env", "client", "middle")
+PROFILE_ROLES = ("orchestrator", "agent", "env", "client", "middle", "bridge")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +69,8 @@ def _profile_target(args: argparse.Namespace) -> str:
         return "dispatch.sdk.c1"
     if args.profile == "middle":
         return "floor.aio.c1"
+    if args.profile == "bridge":
+        return "web.c1"
     return "cogment.c1"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -52,8 +52,10 @@ class BenchProject:
         human: bool,
         payload: int = 16,
         delta: bool = False,
+        datalog: Optional[dict[str, Any]] = None,
     ) -> str:
-        """A cogment.yaml for one scenario; returns its path."""
+        """A cogment.yaml for one scenario (with that `datalog:` section, if any); returns
+        its path."""
         doc = self.template()
         actors: list[dict[str, Any]] = []
         if human:
@@ -71,6 +73,8 @@ class BenchProject:
             },
             "actors": actors,
         }
+        if datalog is not None:
+            doc["datalog"] = datalog
         return self.write_doc(doc)
 
     def template(self) -> dict[str, Any]:
@@ -86,6 +90,11 @@ class BenchProject:
         with open(path, "w", encoding="utf-8") as f:
             yaml.safe_dump(doc, f, sort_keys=False)
         return path
+
+    def new_store(self) -> str:
+        """The path of a new (absent) datalog store in the temporary folder."""
+        self._count += 1
+        return os.path.join(self.root, f"trials{self._count}.db")
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -238,10 +238,19 @@ def floor_chain(
 
 
 def _cogment_setup(
-    run: Run, setup: Setup, *, agents: int, human: bool, payload: int = 16, delta: bool = False
+    run: Run,
+    setup: Setup,
+    *,
+    agents: int,
+    human: bool,
+    payload: int = 16,
+    delta: bool = False,
+    datalog: str = "",
 ) -> tuple[Worker, Worker, Worker, list[int]]:
-    """SDK agent and env, and the orchestrator on a yaml pointing at them, started at once
-    and ready; returns them and their ports (orchestrator, agent, env)."""
+    """SDK agent and env, and the orchestrator on a yaml pointing at them (recording into
+    a new SQLite store with `datalog="sqlite"`, through a `cogment datalog serve` process
+    with "serve"), started at once and ready; returns them and their ports (orchestrator,
+    agent, env)."""
     settings = run.project.settings()
     shared = run.shared_services()
     if shared is not None:
@@ -255,6 +264,16 @@ def _cogment_setup(
             "sdk-env", ["--settings", settings, "--port", str(env_port)], profile_as="env"
         )
     port = free_port()
+    section: Optional[dict[str, Any]] = None
+    if datalog == "sqlite":
+        section = {"type": "sqlite", "path": run.project.new_store()}
+    elif datalog == "serve":
+        serve_port = free_port()
+        serve = setup.spawn(
+            "datalog-serve", ["--db", run.project.new_store(), "--port", str(serve_port)]
+        )
+        _ready(serve)
+        section = {"type": "grpc", "url": f"grpc://127.0.0.1:{serve_port}"}
     yaml_path = run.project.write_yaml(
         env_port=env_port,
         agent_port=agent_port,
@@ -262,6 +281,7 @@ def _cogment_setup(
         human=human,
         payload=payload,
         delta=delta,
+        datalog=section,
     )
     orch = setup.spawn(
         "orchestrator", ["--file", yaml_path, "--port", str(port)], profile_as="orchestrator"
@@ -277,13 +297,21 @@ def cogment_chain(
     delta: bool = False,
     stream: bool = False,
     agent_only: bool = False,
+    datalog: str = "",
 ) -> Callable[[Run], Sample]:
-    """`cogment orchestrator` + SDK agent and env `GrpcServer`s + a `Connection` client."""
+    """`cogment orchestrator` + SDK agent and env `GrpcServer`s + a `Connection` client;
+    `datalog`: "" (no recording), "sqlite" or "serve" (see `_cogment_setup`)."""
 
     def run_once(run: Run) -> Sample:
         with Setup(run) as setup:
             agent, env, orch, ports = _cogment_setup(
-                run, setup, agents=agents, human=not agent_only, payload=payload, delta=delta
+                run,
+                setup,
+                agents=agents,
+                human=not agent_only,
+                payload=payload,
+                delta=delta,
+                datalog=datalog,
             )
             args = ["--settings", run.project.settings(), "--target", _addr(ports[0])]
             args += ["--concurrency", str(concurrency)]
@@ -294,6 +322,56 @@ def cogment_chain(
             _ready(client)
             pids = {"hub": orch.pid, "agent": agent.pid, "env": env.pid, "client": client.pid}
             return window(run, env, ports, pids)
+
+    return run_once
+
+
+def datalog_load(server: str, streams: int, payload: int) -> Callable[[Run], Sample]:
+    """Samples/s `streams` concurrent Log streams get stored by one `cogment datalog serve`
+    (`server="serve"`), or merely received by a bare grpc.aio LogExporter (`"bare"`, the
+    floor); each sample carries a `payload`-byte observation."""
+
+    def run_once(run: Run) -> Sample:
+        port = free_port()
+        with Setup(run) as setup:
+            if server == "serve":
+                store = run.project.new_store()
+                target = setup.spawn("datalog-serve", ["--db", store, "--port", str(port)])
+            else:
+                target = setup.spawn("datalog-bare", ["--port", str(port)])
+            client = setup.spawn(
+                "datalog-load",
+                [
+                    *("--target", _addr(port), "--streams", str(streams)),
+                    *("--payload", str(payload), "--wait-for", _addr(port)),
+                ],
+                client=True,
+            )
+            _ready(target, client)
+            return window(run, target, [port], {"hub": target.pid, "client": client.pid})
+
+    return run_once
+
+
+def web_chain() -> Callable[[Run], Sample]:
+    """`cogment_chain(stream=True)` with the client's loop run by a scripted WebSocket
+    client through a `cogment web` bridge (its own process) instead of on cogment.client."""
+
+    def run_once(run: Run) -> Sample:
+        with Setup(run) as setup:
+            agent, env, orch, ports = _cogment_setup(run, setup, agents=1, human=True)
+            web_port = free_port()
+            args = ["--settings", run.project.settings(), "--target", _addr(ports[0])]
+            bridge = setup.spawn(
+                "web-bridge", [*args, "--port", str(web_port)], profile_as="bridge"
+            )
+            client = setup.spawn(
+                "web-client", ["--url", f"ws://127.0.0.1:{web_port}/ws"], client=True
+            )
+            _ready(bridge, client)
+            pids = {"hub": orch.pid, "agent": agent.pid, "env": env.pid}
+            pids.update(bridge=bridge.pid, client=client.pid)
+            return window(run, env, [*ports, web_port], pids)
 
     return run_once
 
@@ -368,5 +446,70 @@ def held_trials(counts: list[int]) -> Callable[[Run], Sample]:
             "rows": rows,
             "threads_growth": last["threads"] - first["threads"],
         }
+
+    return run_once
+
+
+def gym_floor(mode: str) -> Callable[[Run], Sample]:
+    """CartPole through the raw chain: floor client -> floor middle (no agents) -> a bare
+    grpcio env stepping CartPole (see benchmarks.gym)."""
+
+    def run_once(run: Run) -> Sample:
+        env_port, middle_port = free_port(), free_port()
+        with Setup(run) as setup:
+            env = setup.spawn("floor-gym-env", ["--port", str(env_port)])
+            args = ["--mode", mode, "--agent", _addr(env_port), "--env", _addr(env_port)]
+            args += ["--agents", "0", "--port", str(middle_port), "--wait-for", _addr(env_port)]
+            middle = setup.spawn("floor-middle", args, profile_as="middle")
+            client = setup.spawn(
+                "floor-gym-client",
+                ["--target", _addr(middle_port), "--wait-for", _addr(middle_port)],
+                client=True,
+            )
+            _ready(env, middle, client)
+            pids = {"hub": middle.pid, "env": env.pid, "client": client.pid}
+            return window(run, env, [env_port, middle_port], pids)
+
+    return run_once
+
+
+def gym_cogment() -> Callable[[Run], Sample]:
+    """CartPole through cogment: `cogment gym serve`, `cogment orchestrator` on the project
+    `cogment gym init` writes, and a TrialEnv client."""
+
+    def run_once(run: Run) -> Sample:
+        from benchmarks.gym import write_project
+
+        env_port, port = free_port(), free_port()
+        yaml_path = write_project(os.path.join(run.project.root, "gym"), env_port)
+        with Setup(run) as setup:
+            env = setup.spawn("gym-env", ["--port", str(env_port)], profile_as="env")
+            orch = setup.spawn(
+                "orchestrator",
+                ["--file", yaml_path, "--port", str(port)],
+                profile_as="orchestrator",
+            )
+            _ready(env, orch)
+            client = setup.spawn(
+                "gym-client",
+                ["--target", _addr(port), "--wait-for", _addr(env_port)],
+                profile_as="client",
+                client=True,
+            )
+            _ready(client)
+            pids = {"hub": orch.pid, "env": env.pid, "client": client.pid}
+            return window(run, env, [port, env_port], pids)
+
+    return run_once
+
+
+def gym_inprocess() -> Callable[[Run], Sample]:
+    """CartPole stepped in one process (no network)."""
+
+    def run_once(run: Run) -> Sample:
+        with Setup(run) as setup:
+            worker = setup.spawn("gym-inprocess", [], client=True)
+            _ready(worker)
+            return window(run, worker, [], {"env": worker.pid})
 
     return run_once

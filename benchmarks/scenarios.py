@@ -1,4 +1,5 @@
-"""The measurements of issue 6 and the order they run in.
+"""The measurements of issues 6, 11 (the datalog) and 14 (`cogment web`) and the order they
+run in.
 
 Measurements are grouped with the floor they are compared to; within a group the
 repetitions are interleaved (rep 1 of every member, then rep 2, ...) so a burst of load on
@@ -52,6 +53,29 @@ def _floor_ids(key: str) -> tuple[str, ...]:
     return (f"floor.sync.{key}", f"floor.aio.{key}")
 
 
+def _recorded(key: str, label: str, concurrency: int) -> list[Measure]:
+    """The same trials recorded: into SQLite by the orchestrator (target: at most 10 % of
+    ticks/s lost), and through a `cogment datalog serve` process; their floor is the
+    unrecorded run of the group."""
+    return [
+        Measure(
+            f"cogment.{key}.sqlite",
+            10,
+            f"{label}, recorded (sqlite)",
+            runners.cogment_chain(concurrency=concurrency, datalog="sqlite"),
+            floor=(f"cogment.{key}",),
+            target=0.90,
+        ),
+        Measure(
+            f"cogment.{key}.serve",
+            10,
+            f"{label}, recorded (datalog serve)",
+            runners.cogment_chain(concurrency=concurrency, datalog="serve"),
+            floor=(f"cogment.{key}",),
+        ),
+    ]
+
+
 def groups() -> list[list[Measure]]:
     """Every measurement, in running order."""
     g: list[list[Measure]] = []
@@ -75,6 +99,18 @@ def groups() -> list[list[Measure]]:
                 floor=_floor_ids("c1"),
                 quick=True,
             ),
+            # the same scripted client through `cogment web` (a WebSocket, JSON), against
+            # the client on cogment.client with the action stream the bridge itself uses
+            Measure(
+                "web.c1",
+                9,
+                "one trial through cogment web",
+                runners.web_chain(),
+                floor=("cogment.c1.stream",),
+                target=0.80,
+                quick=False,  # its own smoke test (the quick run is long enough already)
+            ),
+            *_recorded("c1", "one trial", 1),
         ]
     )
     g.append(
@@ -103,6 +139,7 @@ def groups() -> list[list[Measure]]:
                     target=0.80 if c == 32 else None,
                     quick=c == 8,
                 ),
+                *(_recorded(f"c{c}", f"{c} trials", c) if c == 32 else ()),
             ]
         )
     g.append(
@@ -156,6 +193,26 @@ def groups() -> list[list[Measure]]:
             ),
         ]
     )
+    for streams in (1, 8):
+        g.append(
+            [
+                Measure(
+                    f"datalog.bare.s{streams}",
+                    11,
+                    f"bare LogExporter, {streams} stream(s)",
+                    runners.datalog_load("bare", streams, 256),
+                    unit="samples/s",
+                ),
+                Measure(
+                    f"datalog.serve.s{streams}",
+                    11,
+                    f"datalog serve, {streams} stream(s)",
+                    runners.datalog_load("serve", streams, 256),
+                    unit="samples/s",
+                    floor=(f"datalog.bare.s{streams}",),
+                ),
+            ]
+        )
     for c in (1, 8):
         g.append(
             [
@@ -188,6 +245,41 @@ def groups() -> list[list[Measure]]:
                 ),
             ]
         )
+    g.append(
+        [
+            Measure(
+                "floor.sync.gym",
+                9,
+                "floor sync gym (CartPole)",
+                runners.gym_floor("sync"),
+                unit="steps/s",
+            ),
+            Measure(
+                "floor.aio.gym",
+                9,
+                "floor aio gym (CartPole)",
+                runners.gym_floor("aio"),
+                unit="steps/s",
+            ),
+            Measure(
+                "gym.trialenv",
+                9,
+                "CartPole: TrialEnv + cogment gym serve",
+                runners.gym_cogment(),
+                unit="steps/s",
+                floor=_floor_ids("gym"),
+                target=0.80,
+            ),
+            Measure(
+                "gym.inprocess",
+                9,
+                "CartPole in-process (no network)",
+                runners.gym_inprocess(),
+                unit="steps/s",
+                floor=_floor_ids("gym"),
+            ),
+        ]
+    )
     g.append(
         [
             Measure(

@@ -104,14 +104,10 @@ def _watchdog(deadline: float) -> None:
 
 
 def _roles() -> dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]]:
-    from benchmarks import floor, middle, services, soak_roles
+    from benchmarks import datalog, floor, gym, middle, services, soak_roles, web
 
-    return {
-        **floor.ROLES,
-        "floor-middle": middle.role_middle,
-        **services.ROLES,
-        **soak_roles.ROLES,
-    }
+    roles = {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES}
+    return {**roles, **gym.ROLES, **web.ROLES, **datalog.ROLES, **soak_roles.ROLES}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

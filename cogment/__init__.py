@@ -1,7 +1,8 @@
-"""Cogment Python SDK: agents, environments and pre-trial hooks served over gRPC.
+"""Cogment Python SDK: agents, environments, pre-trial hooks and datalogs served over gRPC.
 
-Users write `cogment.Agent`, `cogment.Environment` or `cogment.TrialHooks` subclasses and
-serve them with `cogment.GrpcServer`; everything public is re-exported here.
+Users write `cogment.Agent`, `cogment.Environment`, `cogment.TrialHooks` or
+`cogment.LogExporter` subclasses and serve them with `cogment.GrpcServer`; everything public
+is re-exported here (trials recorded in a SQLite store are read with `cogment.datalog`).
 """
 
 import os as _os
@@ -19,11 +20,13 @@ from cogment.errors import (
     CogmentError,
     CogmentRpcError,
     ConfigurationError,
+    DatalogError,
     LifecycleError,
     StatusError,
     TrialEndedError,
     TrialError,
 )
+from cogment.exporter import LogExporter
 from cogment.hooks import ActorParameters, EnvironmentParameters, TrialHooks, TrialParameters
 from cogment.orchestrator import Orchestrator
 from cogment.server import GrpcServer
@@ -41,10 +44,12 @@ __all__ = [
     "CogmentError",
     "CogmentRpcError",
     "ConfigurationError",
+    "DatalogError",
     "Environment",
     "EnvironmentParameters",
     "GrpcServer",
     "LifecycleError",
+    "LogExporter",
     "ObservationTable",
     "ObservationsTable",
     "Orchestrator",

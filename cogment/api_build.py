@@ -20,6 +20,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 API_DIR = os.path.join(PACKAGE_DIR, "api")
 ROOT_DIR = os.path.dirname(PACKAGE_DIR)
 API_FILES = ("common", "agent", "environment", "orchestrator", "hooks", "data")
+# cogment-py's own extensions: always built from cogment/api (never from cogment_api_path)
+EXTENSION_FILES = ("datalog_ext",)
 
 
 def read_api_config(root: str = ROOT_DIR) -> dict[str, str]:
@@ -35,7 +37,8 @@ def read_api_config(root: str = ROOT_DIR) -> dict[str, str]:
 
 
 def build(proto_dir: str | None = None, out_dir: str = API_DIR) -> None:
-    """Compiles the six API .proto files of `proto_dir` into `out_dir` (with .pyi stubs)."""
+    """Compiles the six API .proto files of `proto_dir`, and cogment-py's extensions, into
+    `out_dir` (with .pyi stubs)."""
     if proto_dir is None:
         config = read_api_config()
         path = config.get("cogment_api_path")
@@ -48,10 +51,13 @@ def build(proto_dir: str | None = None, out_dir: str = API_DIR) -> None:
             if not os.path.exists(source):
                 raise ConfigurationError(f"{source}: missing API proto file")
             shutil.copy(source, target)
+        for name in EXTENSION_FILES:
+            shutil.copy(os.path.join(API_DIR, f"{name}.proto"), target)
         out = os.path.join(tmp, "out")
         os.makedirs(out)
+        names = API_FILES + EXTENSION_FILES
         compile_protos(
-            [f"cogment/api/{name}.proto" for name in API_FILES], [tmp], out, grpc=True, pyi=True
+            [f"cogment/api/{name}.proto" for name in names], [tmp], out, grpc=True, pyi=True
         )
         generated = os.path.join(out, "cogment", "api")
         for name in sorted(os.listdir(generated)):

@@ -119,6 +119,16 @@ def handler(method: _Method) -> _Method:
     return wrapped  # type: ignore[return-value]
 
 
+async def _abort(
+    context: grpc.aio.ServicerContext, method: Callable[..., Any], error: Exception
+) -> None:
+    """Ends a grpc.aio call with the status of `error` (re-raises a call ended already)."""
+    if isinstance(error, grpc.aio.AbortError):
+        raise error
+    status = status_of(method, error)
+    await context.abort(status.code, status.message)
+
+
 def async_handler(method: _Method) -> _Method:
     """Ends a grpc.aio unary call that raised StatusError with its status."""
 
@@ -127,11 +137,8 @@ def async_handler(method: _Method) -> _Method:
         try:
             check_request(request)
             return await method(self, request, context)
-        except grpc.aio.AbortError:  # the call was ended already
-            raise
         except Exception as error:
-            status = status_of(method, error)
-            await context.abort(status.code, status.message)
+            await _abort(context, method, error)
 
     return wrapped  # type: ignore[return-value]
 
@@ -147,10 +154,7 @@ def async_stream_handler(method: _Method) -> _Method:
         try:
             async for reply in method(self, requests, context):
                 yield reply
-        except grpc.aio.AbortError:  # the call was ended already
-            raise
         except Exception as error:
-            status = status_of(method, error)
-            await context.abort(status.code, status.message)
+            await _abort(context, method, error)
 
     return wrapped  # type: ignore[return-value]

@@ -38,3 +38,11 @@ SESSION_ID_METADATA = "session_id"
 ACTOR_CLASS_METADATA = "actor_class"
 """The gRPC metadata key of the class a client plays, on `Join`: an orchestrator that reads
 it refuses a slot of another class before taking it (a 0.5 orchestrator ignores it)."""
+
+FAST_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+"""gRPC options bounding a channel's reconnection backoff to 1 s (gRPC's default grows to
+120 s): a restarted orchestrator or service is reached again within about a second."""

@@ -10,6 +10,7 @@
         * CogmentRpcError: a gRPC call failed with this status.
             * TrialError: a trial ended because of a failure (service error, unreachable...).
     * TrialEndedError: an operation was attempted on a trial that is already over.
+    * DatalogError: a datalog store cannot be opened, read or written.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class ConfigurationError(CogmentError):
 
 class TrialEndedError(CogmentError):
     """The trial is over; nothing more can be done with it."""
+
+
+class DatalogError(CogmentError):
+    """A datalog store cannot be opened, read or written (not a datalog, a newer schema,
+    an unknown trial, a failing disk)."""
 
 
 class LifecycleError(CogmentError):
@@ -84,6 +90,7 @@ _ERROR_CLASSES: dict[grpc.StatusCode, type[CogmentRpcError]] = {
 
 
 # How the orchestrator words a trial's end in a status message; the client reads them back.
+TRIAL_NOT_FOUND = "trial {trial_id} not found"  # NOT_FOUND: never known, or long forgotten
 TRIAL_ENDED = "trial {trial_id} has ended: {reason}"  # NOT_FOUND, later calls, normal end
 TRIAL_FAILED = "trial {trial_id} failed: {reason}"  # NOT_FOUND, later calls, after a failure
 TRIAL_ABORTED = "trial {trial_id} ended: {reason}"  # ABORTED, the calls waiting at the failure
@@ -104,6 +111,15 @@ def trial_end_reason(message: str) -> str:
     """The reason in one of the messages above (the message itself otherwise)."""
     match = _TRIAL_END.match(message)
     return match.group(2) if match else message
+
+
+def is_unknown_trial(code: grpc.StatusCode, message: str) -> bool:
+    """Whether a status says the orchestrator does not know the trial at all (no record of
+    its end): it never ran there, or the orchestrator restarted since."""
+    return (
+        code is grpc.StatusCode.NOT_FOUND
+        and re.fullmatch(r"trial \S+ not found", message) is not None
+    )
 
 
 def is_trial_failure(code: grpc.StatusCode, message: str) -> bool:

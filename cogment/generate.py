@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import importlib
 import importlib.util
+import keyword
 import os
 import pprint
 import shutil
@@ -28,16 +29,16 @@ from typing import Any, Optional
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from cogment.cogment_yaml import ProjectSpec, load_spec
 from cogment.errors import ConfigurationError
 from cogment.protoc import compile_protos
 from cogment.settings import (
+    DEFAULT_MAX_QUEUE_BYTES,
     ActorClass,
     ActorClassList,
     EnvironmentSettings,
-    ProjectSpec,
     TrialSettings,
-    load_spec,
-    make_default_trial_params,
+    make_default_trial_params_from_dict,
 )
 
 SETTINGS_MODULE = "cog_settings"
@@ -47,6 +48,21 @@ def proto_module_name(proto_file: str) -> str:
     """`sub/city.proto` -> `sub.city_pb2`, the module grpcio-tools writes for it."""
     stem = proto_file[: -len(".proto")].replace("\\", "/").replace("-", "_")
     return stem.replace("/", ".") + "_pb2"
+
+
+def _check_proto_names(spec: ProjectSpec) -> None:
+    """Every imported .proto compiles to a module Python can import (`2d.proto` would be
+    `import 2d_pb2`, a syntax error in the generated code)."""
+    for i, proto_file in enumerate(spec.proto_files):
+        module = proto_module_name(proto_file)
+        if not all(
+            part.isidentifier() and not keyword.iskeyword(part) for part in module.split(".")
+        ):
+            raise ConfigurationError(
+                f"{spec.path}: import.proto[{i}]: {proto_file!r} compiles to the module "
+                f"{module!r}, which Python cannot import: name the file (and its folders) "
+                "with letters, digits, '_' or '-', not starting with a digit"
+            )
 
 
 class _ProjectTypes:
@@ -185,8 +201,8 @@ def _check_default_params(spec: ProjectSpec, project_types: _ProjectTypes) -> No
                 ),
             )
         )
-    make_default_trial_params(
-        spec.trial_params,
+    make_default_trial_params_from_dict(
+        spec.trial_params.to_dict(),
         ActorClassList(*classes),
         TrialSettings(project_types.message_class("trial.config_type", spec.trial_config_type)),
         EnvironmentSettings(
@@ -238,30 +254,10 @@ def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
         )
     imports = "".join(f"import {m}\n" for m in sorted(types_.used_modules))
     imports += "".join(f"import {m}\n" for m in spec.python_modules)
-    params = spec.trial_params
     params_literal = pprint.pformat(
-        {
-            "max_steps": params.max_steps,
-            "max_inactivity": params.max_inactivity,
-            "trial_config": params.trial_config,
-            "environment": {
-                "endpoint": params.environment_endpoint,
-                "config": params.environment_config,
-            },
-            "actors": [
-                {"actor_class": a.actor_class, "endpoint": a.endpoint, "config": a.config}
-                for a in params.actors
-            ],
-        },
-        indent=1,
-        sort_dicts=False,
-        width=92,
+        spec.trial_params.to_dict(), indent=1, sort_dicts=False, width=92
     )
-    datalog = (
-        f"_cs.DatalogSettings(type={spec.datalog_type!r}, url={spec.datalog_url!r})"
-        if spec.datalog_type and spec.datalog_url
-        else "None"
-    )
+    datalog = _render_datalog(spec)
     indented_params = params_literal.replace("\n", "\n    ")
     return (
         f'"""Settings of the project {spec.path}.\n\n'
@@ -287,6 +283,23 @@ def _render(spec: ProjectSpec, types_: _ProjectTypes, out_dir: str) -> str:
     )
 
 
+def _render_datalog(spec: ProjectSpec) -> str:
+    """The `datalog = ...` expression of cog_settings.py (a sqlite path relative to
+    cogment.yaml is resolved against `project_file` when the settings are imported)."""
+    if spec.datalog_type is None:
+        return "None"
+    args = [f"type={spec.datalog_type!r}"]
+    if spec.datalog_type == "grpc":
+        args.append(f"url={spec.datalog_url!r}")
+    else:
+        args.append(f"path=_os.path.join(_os.path.dirname(project_file), {spec.datalog_path!r})")
+    if spec.datalog_on_failure != "end":
+        args.append(f"on_failure={spec.datalog_on_failure!r}")
+    if spec.datalog_max_queue_bytes != DEFAULT_MAX_QUEUE_BYTES:
+        args.append(f"max_queue_bytes={spec.datalog_max_queue_bytes!r}")
+    return "_cs.DatalogSettings(\n    " + ",\n    ".join(args) + ",\n)"
+
+
 def generate(yaml_path: str, python_dir: str) -> str:
     """Compiles the project's protos into `python_dir` and writes cog_settings.py there.
 
@@ -296,6 +309,7 @@ def generate(yaml_path: str, python_dir: str) -> str:
         ConfigurationError: one line naming the file, the key and what is wrong.
     """
     spec = load_spec(yaml_path)
+    _check_proto_names(spec)
     _check_python_modules(spec)
     with tempfile.TemporaryDirectory() as staging:
         project_types = _ProjectTypes(spec, _compile(spec, staging))
@@ -317,6 +331,29 @@ def generate(yaml_path: str, python_dir: str) -> str:
     return os.path.join(python_dir, f"{SETTINGS_MODULE}.py")
 
 
+def import_settings(python_dir: str) -> types.ModuleType:
+    """Imports the cog_settings.py that `cogment generate` wrote into `python_dir`, as
+    `cog_settings` (replacing a module of that name already imported).
+
+    `python_dir` goes on sys.path first, for the compiled protos the settings import; the
+    generated file puts the project's own folder on sys.path itself.
+    """
+    if python_dir not in sys.path:
+        sys.path.insert(0, python_dir)
+    importlib.invalidate_caches()
+    path = os.path.join(python_dir, f"{SETTINGS_MODULE}.py")
+    spec = importlib.util.spec_from_file_location(SETTINGS_MODULE, path)
+    assert spec is not None and spec.loader is not None  # a .py path always has a loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SETTINGS_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(SETTINGS_MODULE, None)
+        raise
+    return module
+
+
 def load_settings(yaml_path: str, cache_dir: Optional[str] = None) -> types.ModuleType:
     """Generates a project's settings into `cache_dir` (a new temporary folder by default) and
     imports them as `cog_settings`: what the orchestrator does when given a cogment.yaml.
@@ -326,11 +363,7 @@ def load_settings(yaml_path: str, cache_dir: Optional[str] = None) -> types.Modu
         folder = tempfile.mkdtemp(prefix="cogment-settings-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     generate(yaml_path, folder)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    importlib.invalidate_caches()
-    sys.modules.pop(SETTINGS_MODULE, None)
-    return importlib.import_module(SETTINGS_MODULE)
+    return import_settings(folder)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

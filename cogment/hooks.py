@@ -14,8 +14,9 @@ from typing import Any, ClassVar, Optional
 
 @dataclasses.dataclass
 class ActorParameters:
-    """One actor of a trial: its class id, its endpoint (`human` or grpc://host:port), and
-    its config decoded with the class's config_type (None when it has none)."""
+    """One actor of a trial: its class id, its endpoint (`human`, grpc://host:port or, over
+    TLS, grpcs://host:port), and its config decoded with the class's config_type (None when
+    it has none)."""
 
     actor_class: str
     endpoint: str
@@ -24,7 +25,8 @@ class ActorParameters:
 
 @dataclasses.dataclass
 class EnvironmentParameters:
-    """The trial's environment: its endpoint (grpc://host:port) and its decoded config."""
+    """The trial's environment: its endpoint (grpc://host:port, or grpcs://host:port over TLS)
+    and its decoded config."""
 
     endpoint: str = ""
     config: Any = None

@@ -1,6 +1,6 @@
 """`cogment launch`: run a whole project (services, orchestrator, client) from one file.
 
-    cogment launch LAUNCH_FILE [--interactive] [--timeout S] [--startup-timeout S]
+    cogment launch LAUNCH_FILE [--interactive | --web] [--timeout S] [--startup-timeout S]
                    [--free-ports] [--log-level LEVEL] [-- CLIENT ARGS...]
     python -m cogment.launch ...  (the same)
 
@@ -11,34 +11,53 @@ also the working directory of every command):
     generate:                      # optional; omit to never run `cogment generate`
       python_dir: .                # cog_settings.py is (re)generated here when it is missing
                                    # or older than cogment.yaml, an imported .proto or module
+    tls:                           # optional: the orchestrator and the services serve TLS
+      cert: cert.pem               # PEM certificate (naming localhost) and its key: the
+      key: key.pem                 # orchestrator's, and {tls_cert} {tls_key} in commands
+      ca: cert.pem                 # optional: checks the services' certificates ({tls_ca});
+                                   # default: the system's roots
     orchestrator:                  # optional; omit when a service is the orchestrator
       port: 9000                   # served in-process (cogment.Orchestrator)
+      tls: true                    # optional (default: true with a `tls` section)
     startup_timeout: 20            # optional; seconds each service has to answer Version
     services:                      # started in this order, all at once
       - name: environment          # prefixes its output: `environment | ...`
         command: python environment.py --port {port}
         port: 9002                 # optional; the client starts once it answers Version
+        tls: true                  # optional (default: true with a `tls` section): its port
+                                   # serves TLS, and Version is asked over TLS
     client:                        # runs in the foreground, stdin passed through
       name: driver                 # optional (default client)
       command: python driver.py --auto --orchestrator localhost:{orchestrator_port}
       interactive: python driver.py --orchestrator localhost:{orchestrator_port}  # optional
+    web:                           # optional; what --web serves (`cogment web`)
+      port: 8080
+      static: web                  # optional; a folder whose index.html is the page
 
 Commands are split like a shell would (no shell runs them); a leading `python` is the
 interpreter running cogment launch. Placeholders: `{port}` (the service's own port),
-`{orchestrator_port}` and `{<service name>_port}`. Each process gets PYTHONUNBUFFERED=1 and
+`{orchestrator_port}`, `{<service name>_port}`, and with a `tls` section `{tls_cert}`,
+`{tls_key}` and `{tls_ca}` (absolute paths). With TLS, the project's endpoints are
+`grpcs://localhost:PORT` and the client connects to `grpcs://localhost:{orchestrator_port}`
+trusting `{tls_ca}`; the files are checked when the launch file is read, and a TLS handshake
+that fails on a service's port stops launch at once. Each process gets PYTHONUNBUFFERED=1 and
 its own session and process group; every line it prints (stdout and stderr) is prefixed
 with its name, and launch's own lines with `launch` (`started NAME (pid N): ...`). The file's
 ports must be free (checked first). A service without a port is started but not waited for.
 
 `--interactive` runs `client.interactive` attached to the terminal, and writes the other
 processes' output to a log file instead (its path is printed); without a terminal on stdin
-it stops before starting anything. Options launch does not know, and everything after
+it stops before starting anything. `--web` runs no client: it serves the `web:` page (the
+default page of `cogment web` unless `static` names a folder) in front of the in-process
+orchestrator, prints its URL, and runs until Ctrl-C, `--timeout` or a service's death (it
+needs the extra `cogment[web]`). Options launch does not know, and everything after
 `--`, are appended to the client command. `--free-ports` replaces every port of the file
 with a free one, and rewrites the project's default endpoints and pre-hooks that name a
 replaced port for the in-process orchestrator (endpoints a pre-trial hook writes are not
 rewritten). Without `--free-ports`, each endpoint on this machine that the project's
 cogment.yaml (environment, actors, pre-hooks, datalog) or the client command names and no
-port of the file serves gets a `launch | warning: ...` line before anything starts (not an
+port of the file serves, or names with the other scheme (grpc:// for a TLS port, grpcs://
+for a plaintext one), gets a `launch | warning: ...` line before anything starts (not an
 error: something else may serve it).
 
 Exit status: the client's; 1 when the launch file is wrong, a service does not come up or
@@ -54,8 +73,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
-import importlib.util
 import os
 import re
 import shlex
@@ -70,6 +89,7 @@ from typing import Any, Optional, TextIO
 
 from cogment.api import common_pb2
 from cogment.errors import ConfigurationError
+from cogment.generate import SETTINGS_MODULE, generate, import_settings
 from cogment.launch_config import (
     LaunchConfig,
     LaunchError,
@@ -80,21 +100,43 @@ from cogment.launch_config import (
     rewrite_endpoint,
 )
 from cogment.launch_process import (
-    STOP_GRACE,
     Output,
     Process,
-    answers_version,
     describe_status,
     free_port,
     port_in_use,
     shown,
     stop_all,
+    version_error,
 )
+from cogment.tls import MAYBE_TLS, channel_credentials, explanation
 
+PROG = "cogment launch"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 124
+ERROR_LINE = PROG + ": error: {error}"
 _POLL = 0.05
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchOptions:
+    """What `cogment launch` is asked to do: the launch file, and its command-line options
+    (see the module's docstring); `parse_options` makes one of a command line.
+
+    `startup_timeout` None means the launch file's; `log_level` is the in-process
+    orchestrator's (debug, info, warning or error).
+    """
+
+    launch_file: str
+    client_args: tuple[str, ...] = ()
+    interactive: bool = False
+    web: bool = False
+    timeout: Optional[float] = None
+    startup_timeout: Optional[float] = None
+    free_ports: bool = False
+    log_level: str = "info"
 
 
 class _Interrupted(Exception):
@@ -117,31 +159,39 @@ def _stdin_is_a_terminal() -> bool:
 class Launcher:
     """One run of a launch file: start everything, wait for the client, stop everything."""
 
-    def __init__(self, config: LaunchConfig, args: argparse.Namespace) -> None:
+    def __init__(self, config: LaunchConfig, options: LaunchOptions) -> None:
         self.config = config
-        self.interactive: bool = args.interactive
-        self.timeout: Optional[float] = args.timeout
-        self.startup_timeout: float = args.startup_timeout or config.startup_timeout
-        self.client_args: list[str] = list(args.client_args)
-        self.free_ports: bool = args.free_ports
-        self.log_level: str = args.log_level
+        self.options = options
+        self.startup_timeout: float = options.startup_timeout or config.startup_timeout
+        self.bridge: Any = None
         self.processes: list[Process] = []
         self.client: Optional[Process] = None
         self.orchestrator: Any = None
         self.signum: Optional[int] = None
-        self.deadline = float("inf") if self.timeout is None else time.monotonic() + self.timeout
-        if self.interactive and config.client.interactive is None:
+        timeout = options.timeout
+        self.deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        if options.web and options.interactive:
+            raise LaunchError("--web and --interactive: choose one (--web runs no client)")
+        if options.web and config.web is None:
+            raise LaunchError(f"{config.path}: web: missing (needed by --web)")
+        if options.web and config.orchestrator_port is None:
+            raise LaunchError(
+                f"{config.path}: orchestrator: missing (--web serves the trials of the "
+                "orchestrator launch runs)"
+            )
+        if options.interactive and config.client.interactive is None:
             raise LaunchError(
                 f"{config.path}: client.interactive: missing (needed by --interactive)"
             )
-        if self.interactive and not _stdin_is_a_terminal():
+        if options.interactive and not _stdin_is_a_terminal():
             raise _NoTerminal(
                 "--interactive needs a terminal (stdin is not a TTY); "
                 "run without --interactive for the scripted client"
             )
         names = [s.name for s in config.services] + [config.client.name, "orchestrator", "launch"]
+        names += ["web"] if options.web else []
         self.log_file: Optional[TextIO] = None
-        if self.interactive:
+        if self.options.interactive:
             fd, path = tempfile.mkstemp(prefix="cogment-launch-", suffix=".log")
             self.log_file = os.fdopen(fd, "w", encoding="utf-8")
             self.log_path = path
@@ -155,7 +205,9 @@ class Launcher:
         ports = {s.name: s.port for s in self.config.services if s.port is not None}
         if self.config.orchestrator_port is not None:
             ports["orchestrator"] = self.config.orchestrator_port
-        if self.free_ports:
+        if self.options.web and self.config.web is not None:
+            ports["web"] = self.config.web.port
+        if self.options.free_ports:
             ports = {name: free_port() for name in ports}
         return ports
 
@@ -168,6 +220,8 @@ class Launcher:
 
     def _placeholders(self, own: Optional[ServiceSpec]) -> dict[str, str]:
         values = {f"{name}_port": str(port) for name, port in self.ports.items()}
+        if self.config.tls is not None:
+            values.update(self.config.tls.placeholders())
         if own is not None and own.name in self.ports:
             values["port"] = str(self.ports[own.name])
         return values
@@ -197,8 +251,6 @@ class Launcher:
         python_dir = self.config.python_dir
         if python_dir is None:
             return
-        from cogment.generate import generate
-
         digest = hashlib.sha1(os.path.abspath(python_dir).encode()).hexdigest()[:16]
         lock_name = f"cogment-generate-{digest}.lock"
         with open(os.path.join(tempfile.gettempdir(), lock_name), "w") as lock:
@@ -209,23 +261,15 @@ class Launcher:
             except ImportError:  # pragma: no cover - not POSIX
                 pass
             if is_stale(self.config.project, python_dir):
-                generate(self.config.project, python_dir)
-                self.say(f"generated {os.path.join(python_dir, 'cog_settings.py')}")
+                self.say(f"generated {generate(self.config.project, python_dir)}")
 
     def _load_settings(self) -> types.ModuleType:
         """Imports the project's generated cog_settings (the orchestrator's settings)."""
         python_dir = self.config.python_dir or os.path.dirname(self.config.project)
-        for folder in (os.path.dirname(self.config.project), python_dir):
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-        path = os.path.join(python_dir, "cog_settings.py")
-        spec = importlib.util.spec_from_file_location("cog_settings", path)
-        if spec is None or spec.loader is None or not os.path.exists(path):
+        path = os.path.join(python_dir, f"{SETTINGS_MODULE}.py")
+        if not os.path.isfile(path):
             raise LaunchError(f"{path} is missing: add `generate:` to {self.config.path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["cog_settings"] = module
-        spec.loader.exec_module(module)
-        return module
+        return import_settings(python_dir)
 
     def _rewritten(self, settings: Any) -> dict[str, Any]:
         """Orchestrator overrides: the project's endpoints, moved to this run's ports."""
@@ -267,7 +311,7 @@ class Launcher:
 
     def _error(self, text: str) -> None:
         self.console.flush()
-        print(f"cogment launch: error: {text}", file=sys.stderr, flush=True)
+        _print_error(text)
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -286,7 +330,7 @@ class Launcher:
         if self.signum is not None:
             raise _Interrupted(self.signum)
         if time.monotonic() > self.deadline:
-            raise _Timeout(f"timed out after {self.timeout:g} s (--timeout)")
+            raise _Timeout(f"timed out after {self.options.timeout:g} s (--timeout)")
         for process in self.processes:
             status = process.poll()
             if status is not None:
@@ -295,41 +339,47 @@ class Launcher:
     def _run(self) -> int:
         self._generate()
         self._check()
-        if not self.free_ports:
+        if not self.options.free_ports:
             for name, port in self.ports.items():
                 if port_in_use(port):
                     raise LaunchError(
                         f"port {port} of {name!r} is already in use: stop what uses it, "
                         "or run with --free-ports"
                     )
-        if self.interactive:
+        if self.options.interactive:
             self.say(f"the services' output goes to {self.log_path}")
         client_command = self.config.client.command
-        if self.interactive and self.config.client.interactive is not None:
+        if self.options.interactive and self.config.client.interactive is not None:
             client_command = self.config.client.interactive
-        client_argv = self._argv(client_command, "client", None) + self.client_args
+        client_argv = [] if self.options.web else self._argv(client_command, "client", None)
+        client_argv += self.options.client_args
         service_argvs = [
             self._argv(s.command, f"services[{i}].command", s)
             for i, s in enumerate(self.config.services)
         ]
-        if not self.free_ports:  # --free-ports rewrites the project's endpoints
+        if not self.options.free_ports:  # --free-ports rewrites the project's endpoints
             for warning in endpoint_warnings(self.config, client_argv):
                 self.say(f"warning: {warning}")
         for spec, argv in zip(self.config.services, service_argvs):
             process = Process(spec.name, argv, self.config.folder, self._env(), self.output)
             self.processes.append(process)
             self.say(f"started {spec.name} (pid {process.pid}): {shown(argv)}")
-        for spec, process in zip(self.config.services, self.processes):
+        for i, (spec, process) in enumerate(zip(self.config.services, self.processes)):
             if spec.name in self.ports:
-                self._wait_version(process, self.ports[spec.name])
+                self._wait_version(process, self.ports[spec.name], spec.tls, f"services[{i}]")
         if self.config.orchestrator_port is not None:
             self._start_orchestrator()
+        if self.options.web:
+            self._start_web()
+            while True:  # until Ctrl-C, --timeout or a service's death
+                self._check()
+                time.sleep(_POLL)
         self.client = Process(
             self.config.client.name,
             client_argv,
             self.config.folder,
             self._env(),
-            None if self.interactive else self.console,
+            None if self.options.interactive else self.console,
             stdin=True,
         )
         self.say(f"started {self.client.name} (pid {self.client.pid}): {shown(client_argv)}")
@@ -343,19 +393,33 @@ class Launcher:
                 return status if status >= 0 else 128 - status
             time.sleep(_POLL)
 
-    def _wait_version(self, process: Process, port: int) -> None:
+    def _wait_version(self, process: Process, port: int, tls: bool, key: str) -> None:
         deadline = min(time.monotonic() + self.startup_timeout, self.deadline)
+        ca = self.config.tls.ca if self.config.tls is not None else None
+        credentials = channel_credentials(ca) if tls else None
         while True:
             self._check()
-            if answers_version(port):
-                self.say(f"{process.name} answers on port {port}")
+            error = version_error(port, credentials=credentials)
+            if error is None:
+                self.say(f"{process.name} answers on port {port}{' (TLS)' if tls else ''}")
                 return
+            said = explanation(error, tls)
+            if tls and said:  # the port answers, but not as TLS with a trusted certificate
+                raise LaunchError(
+                    f"service {process.name!r} on port {port}: {said}; {key}.tls is true in "
+                    f"{self.config.path} (`tls: false` marks a plaintext port)"
+                )
             if time.monotonic() > deadline:
                 if deadline == self.deadline:
                     self._check()
+                hint = (
+                    f"; the port closed plaintext calls: if it serves TLS, set {key}.tls"
+                    if said == MAYBE_TLS
+                    else ""
+                )
                 raise LaunchError(
                     f"service {process.name!r} did not answer Version on port {port} within "
-                    f"{self.startup_timeout:g} s ({shown(process.argv)})"
+                    f"{self.startup_timeout:g} s ({shown(process.argv)}){hint}"
                 )
             time.sleep(0.1)
 
@@ -367,11 +431,20 @@ class Launcher:
         settings = self._load_settings()
         logger = logging.getLogger("cogment")
         logger.addHandler(self.output.logging_handler("orchestrator"))
-        logger.setLevel(self.log_level.upper())
+        logger.setLevel(self.options.log_level.upper())
         logger.propagate = False
         port = self.ports["orchestrator"]
+        tls = self.config.tls
+        served = tls if self.config.orchestrator_tls else None  # its port's certificate
         try:
-            orchestrator = Orchestrator(settings, port=port, **self._rewritten(settings))
+            orchestrator = Orchestrator(
+                settings,
+                port=port,
+                tls_cert=served.cert if served is not None else None,
+                tls_key=served.key if served is not None else None,
+                tls_ca=tls.ca if tls is not None else None,
+                **self._rewritten(settings),
+            )
             self.orchestrator = orchestrator.start()
         except ConfigurationError:
             raise
@@ -379,13 +452,47 @@ class Launcher:
             raise LaunchError(f"orchestrator: cannot serve on port {port}: {error}") from None
         self.say(f"orchestrator listening on {orchestrator.endpoint}")
 
+    def _start_web(self) -> None:
+        """Serves the launch file's `web` page in front of the orchestrator (cogment web)."""
+        import logging
+
+        from cogment.web import require_aiohttp
+
+        spec = self.config.web
+        assert spec is not None and self.orchestrator is not None
+        require_aiohttp()  # a ConfigurationError naming the extra
+        from cogment.web.server import WebBridge
+
+        logger = logging.getLogger("cogment.web")
+        logger.addHandler(self.output.logging_handler("web"))
+        logger.setLevel(self.options.log_level.upper())
+        logger.propagate = False
+        tls = self.config.tls if self.config.orchestrator_tls else None
+        port = self.ports["orchestrator"]
+        orchestrator = f"grpcs://localhost:{port}" if tls is not None else f"127.0.0.1:{port}"
+        try:
+            self.bridge = WebBridge(
+                self.orchestrator.settings,
+                orchestrator,
+                port=self.ports["web"],
+                static_dir=spec.static,
+                tls_ca=(tls.ca or tls.cert) if tls is not None else None,
+            ).start()
+        except ConfigurationError as error:
+            raise LaunchError(f"web: {error}") from None
+        self.say(f"open {self.bridge.url} in a browser to play (Ctrl-C stops everything)")
+
     def _teardown(self) -> None:
         started = ([self.client] if self.client else []) + self.processes
+        if self.bridge is not None:
+            with contextlib.suppress(Exception):
+                self.bridge.stop()
+            self.bridge = None
         if self.client is not None:
             stop_all([self.client])
         if self.orchestrator is not None:
             with contextlib.suppress(Exception):
-                self.orchestrator.stop(timeout=STOP_GRACE)
+                self.orchestrator.stop()  # its datalog stores what it queued first
             self.orchestrator = None
         stop_all(self.processes)
         for process in started:
@@ -398,6 +505,10 @@ class Launcher:
 
 class _Timeout(LaunchError):
     pass
+
+
+def _print_error(error: object) -> None:
+    print(ERROR_LINE.format(error=error), file=sys.stderr, flush=True)
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -416,19 +527,28 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         help="run the client's `interactive` command attached to the terminal",
     )
     parser.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the launch file's `web` page instead of running the client; prints its URL",
+    )
+    parser.add_argument(
         "--free-ports", action="store_true", help="use free ports instead of the file's"
     )
     parser.add_argument(
         "--log-level",
         default="info",
         metavar="LEVEL",
-        choices=("debug", "info", "warning", "error"),
+        choices=_LOG_LEVELS,
         help="log level of the in-process orchestrator: debug, info (default), warning, error",
     )
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds the arguments of `cogment launch` to `parser`."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `cogment launch`'s command line, before the first `--` (see
+    `parse_options`)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run a project's services, orchestrator and client."
+    )
     _add_options(parser)
     parser.add_argument("launch_file", help="the launch file (e.g. examples/city/launch.yaml)")
     parser.add_argument(
@@ -441,57 +561,46 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def _split_client_args(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> None:
-    """Sorts what follows the launch file: launch's own options, and the client's arguments
-    (options launch does not know, and everything after `--`).
+def parse_options(argv: Sequence[str]) -> LaunchOptions:
+    """The options of the command line `argv` (what follows `cogment launch`).
 
-    argparse drops a `--` that directly follows the launch file, so the command line
-    (`argv`, sys.argv by default) tells where the arguments after `--` start.
+    Launch's own options go before or after the launch file; the options launch does not
+    know, and everything after the first `--`, are the client's arguments. A usage error
+    is printed and exits (status 2), as argparse does.
     """
-    rest = list(args.client_args or [])
-    line = list(sys.argv[1:] if argv is None else argv)
-    tail = line[line.index("--") + 1 :] if "--" in line else []
-    if "--" in line and rest[len(rest) - len(tail) :] == tail:
-        head = rest[: len(rest) - len(tail)]
-        head = head[:-1] if head[-1:] == ["--"] else head
-    elif "--" in rest:  # not the command line we were given: the first `--` splits
-        head, tail = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
-    else:
-        head, tail = rest, []
-    unknown: list[str] = []
-    if head:
-        options = argparse.ArgumentParser(prog="cogment launch", add_help=False)
-        _add_options(options)
-        _, unknown = options.parse_known_args(head, namespace=args)
-    args.client_args = unknown + tail
+    line = list(argv)
+    split = line.index("--") if "--" in line else len(line)
+    head, tail = line[:split], line[split + 1 :]
+    args = build_parser().parse_args(head)
+    own_options = argparse.ArgumentParser(prog=PROG, add_help=False)
+    _add_options(own_options)
+    _, unknown = own_options.parse_known_args(args.client_args, namespace=args)
+    return LaunchOptions(
+        launch_file=args.launch_file,
+        client_args=(*unknown, *tail),
+        interactive=args.interactive,
+        web=args.web,
+        timeout=args.timeout,
+        startup_timeout=args.startup_timeout,
+        free_ports=args.free_ports,
+        log_level=args.log_level,
+    )
 
 
-def run(args: argparse.Namespace, argv: Optional[Sequence[str]] = None) -> int:
-    """Runs `cogment launch`; returns the exit status.
-
-    Args:
-        args: what `configure_parser`'s parser made of the command line.
-        argv: that command line (sys.argv[1:] by default), to find the client's arguments.
-    """
-    _split_client_args(args, argv)
+def run(options: LaunchOptions) -> int:
+    """Runs `cogment launch`; returns the exit status."""
     try:
-        config = load_launch_config(args.launch_file)
-        launcher = Launcher(config, args)
-    except _NoTerminal as error:
-        print(f"cogment launch: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        launcher = Launcher(load_launch_config(options.launch_file), options)
     except (LaunchError, ConfigurationError) as error:
-        print(f"cogment launch: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        _print_error(error)
+        return EXIT_USAGE if isinstance(error, _NoTerminal) else EXIT_FAILURE
     return launcher.run()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="cogment launch", description="Run a project's services, orchestrator and client."
-    )
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return run(configure_parser(parser).parse_args(argv), argv)
+    """`cogment launch ARGS` (`python -m cogment.launch ARGS`): `argv` is ARGS, sys.argv[1:]
+    by default."""
+    return run(parse_options(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -10,18 +10,16 @@ from typing import Any, Optional
 
 import yaml
 
+from cogment.cogment_yaml import ProjectSpec, load_spec
+from cogment.endpoint import GRPCS_SCHEME, local_addresses, parse_grpc_endpoint
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.generate import proto_module_name
-from cogment.settings import ProjectSpec, load_spec
+from cogment.tls import read_certificates, server_credentials
 
 DEFAULT_STARTUP_TIMEOUT = 20.0
+MISSING_KEY = "missing key {name!r}"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _RESERVED_NAMES = ("orchestrator", "launch")
-_ENDPOINT_RE = re.compile(r"^grpc://(?P<host>[^\s:/]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "[::]")
-_LOCAL_ADDRESS_RE = re.compile(
-    r"(?:grpc://)?(?P<host>localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1?\]):(?P<port>\d{1,5})(?!\d)"
-)
 
 
 class LaunchError(CogmentError):
@@ -29,12 +27,29 @@ class LaunchError(CogmentError):
 
 
 @dataclasses.dataclass(frozen=True)
+class TlsSpec:
+    """The `tls` section: absolute paths of PEM files (checked when the file is read)."""
+
+    cert: str
+    key: str
+    ca: Optional[str] = None
+
+    def placeholders(self) -> dict[str, str]:
+        """`{tls_cert}`, `{tls_key}` and (when given) `{tls_ca}` in commands."""
+        values = {"tls_cert": self.cert, "tls_key": self.key}
+        if self.ca is not None:
+            values["tls_ca"] = self.ca
+        return values
+
+
+@dataclasses.dataclass(frozen=True)
 class ServiceSpec:
-    """One entry of `services`."""
+    """One entry of `services`; `tls`: its port serves TLS (launch checks it over TLS)."""
 
     name: str
     command: str
     port: Optional[int] = None
+    tls: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +59,14 @@ class ClientSpec:
     command: str
     name: str = "client"
     interactive: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class WebSpec:
+    """The `web` entry: the page `cogment launch --web` serves (with `cogment web`)."""
+
+    port: int
+    static: Optional[str] = None  # absolute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +81,16 @@ class LaunchConfig:
     services: tuple[ServiceSpec, ...]
     client: ClientSpec
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    web: Optional[WebSpec] = None
+    tls: Optional[TlsSpec] = None
+    orchestrator_tls: bool = False
+
+    def tls_ports(self) -> set[int]:
+        """The ports of the file that serve TLS."""
+        ports = {s.port for s in self.services if s.port is not None and s.tls}
+        if self.orchestrator_port is not None and self.orchestrator_tls:
+            ports.add(self.orchestrator_port)
+        return ports
 
 
 class _Reader:
@@ -81,7 +114,7 @@ class _Reader:
         value = data.get(name)
         if value is None:
             if required:
-                raise self.fail(key, f"missing key {name!r}")
+                raise self.fail(key, MISSING_KEY.format(name=name))
             return None
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{key}.{name}", "must be a non-empty string")
@@ -91,10 +124,18 @@ class _Reader:
         value = data.get("port")
         if value is None:
             if required:
-                raise self.fail(key, "missing key 'port'")
+                raise self.fail(key, MISSING_KEY.format(name="port"))
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
             raise self.fail(f"{key}.port", f"must be a port number (1-65535), not {value!r}")
+        return value
+
+    def flag(self, data: dict[str, Any], name: str, key: str, default: bool) -> bool:
+        value = data.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(f"{key}.{name}", f"must be true or false, not {value!r}")
         return value
 
 
@@ -117,9 +158,19 @@ def load_launch_config(path: str) -> LaunchConfig:
     top = r.map(
         data if data is not None else {},
         "top level",
-        ("project", "generate", "orchestrator", "startup_timeout", "services", "client"),
+        (
+            "project",
+            "generate",
+            "tls",
+            "orchestrator",
+            "startup_timeout",
+            "services",
+            "client",
+            "web",
+        ),
     )
     folder = os.path.dirname(os.path.abspath(path))
+    tls = _tls(r, top.get("tls"), folder)
     project = os.path.join(
         folder, r.text(top, "project", "top level", required=False) or "cogment.yaml"
     )
@@ -130,15 +181,19 @@ def load_launch_config(path: str) -> LaunchConfig:
             os.path.join(folder, r.text(generate, "python_dir", "generate", required=False) or ".")
         )
     orchestrator_port = None
+    orchestrator_tls = False
     if top.get("orchestrator") is not None:
-        orchestrator = r.map(top["orchestrator"], "orchestrator", ("port",))
+        orchestrator = r.map(top["orchestrator"], "orchestrator", ("port", "tls"))
         orchestrator_port = r.port(orchestrator, "orchestrator", required=True)
+        orchestrator_tls = r.flag(orchestrator, "tls", "orchestrator", tls is not None)
+        if orchestrator_tls and tls is None:
+            raise r.fail("orchestrator.tls", "needs the `tls` section (its cert and key)")
     startup_timeout = top.get("startup_timeout", DEFAULT_STARTUP_TIMEOUT)
     if isinstance(startup_timeout, bool) or not isinstance(startup_timeout, (int, float)):
         raise r.fail("startup_timeout", f"must be a number of seconds, not {startup_timeout!r}")
-    services = _services(r, top.get("services") or [])
+    services = _services(r, top.get("services") or [], tls is not None)
     if "client" not in top:
-        raise r.fail("top level", "missing key 'client'")
+        raise r.fail("top level", MISSING_KEY.format(name="client"))
     client_map = r.map(top["client"], "client", ("name", "command", "interactive"))
     client = ClientSpec(
         command=r.text(client_map, "command", "client", required=True) or "",
@@ -147,9 +202,20 @@ def load_launch_config(path: str) -> LaunchConfig:
     )
     if not _NAME_RE.match(client.name):
         raise r.fail("client.name", f"{client.name!r} is not a valid name")
+    web = None
+    if top.get("web") is not None:
+        web_map = r.map(top["web"], "web", ("port", "static"))
+        static = r.text(web_map, "static", "web", required=False)
+        if static is not None:
+            static = os.path.normpath(os.path.join(folder, static))
+            if not os.path.isfile(os.path.join(static, "index.html")):
+                raise r.fail("web.static", f"no index.html in {static}")
+        web = WebSpec(port=r.port(web_map, "web", required=True) or 0, static=static)
     ports = [s.port for s in services if s.port is not None]
     if orchestrator_port is not None:
         ports.append(orchestrator_port)
+    if web is not None:
+        ports.append(web.port)
     for port in ports:
         if ports.count(port) > 1:
             raise r.fail("services", f"port {port} is used twice")
@@ -162,23 +228,45 @@ def load_launch_config(path: str) -> LaunchConfig:
         services=services,
         client=client,
         startup_timeout=float(startup_timeout),
+        web=web,
+        tls=tls,
+        orchestrator_tls=orchestrator_tls,
     )
 
 
-def _services(r: _Reader, value: Any) -> tuple[ServiceSpec, ...]:
+def _tls(r: _Reader, value: Any, folder: str) -> Optional[TlsSpec]:
+    if value is None:
+        return None
+    data = r.map(value, "tls", ("cert", "key", "ca"))
+    paths = {}
+    for name in ("cert", "key", "ca"):
+        text = r.text(data, name, "tls", required=name != "ca")
+        if text is not None:
+            paths[name] = os.path.join(folder, os.path.expanduser(text))
+    try:  # unusable files are found now, before anything starts
+        server_credentials(paths["cert"], paths["key"])
+        if "ca" in paths:
+            read_certificates(paths["ca"], "CA file")
+    except ConfigurationError as error:
+        raise r.fail("tls", str(error)) from None
+    return TlsSpec(paths["cert"], paths["key"], paths.get("ca"))
+
+
+def _services(r: _Reader, value: Any, tls: bool) -> tuple[ServiceSpec, ...]:
     if not isinstance(value, list):
         raise r.fail("services", f"must be a list, not {type(value).__name__}")
     services: list[ServiceSpec] = []
     for i, entry in enumerate(value):
         key = f"services[{i}]"
-        data = r.map(entry, key, ("name", "command", "port"))
+        data = r.map(entry, key, ("name", "command", "port", "tls"))
         name = r.text(data, "name", key, required=True) or ""
         if not _NAME_RE.match(name) or name in _RESERVED_NAMES:
             raise r.fail(f"{key}.name", f"{name!r} is not a valid service name")
         if any(s.name == name for s in services):
             raise r.fail(f"{key}.name", f"two services are named {name!r}")
         command = r.text(data, "command", key, required=True) or ""
-        services.append(ServiceSpec(name, command, r.port(data, key, required=False)))
+        port = r.port(data, key, required=False)
+        services.append(ServiceSpec(name, command, port, r.flag(data, "tls", key, tls)))
     return tuple(services)
 
 
@@ -203,20 +291,15 @@ def is_stale(project: str, python_dir: str) -> bool:
 
 def rewrite_endpoint(endpoint: str, port_map: dict[int, int]) -> str:
     """`grpc://localhost:9002` -> `grpc://localhost:<port_map[9002]>` for local hosts."""
-    match = _ENDPOINT_RE.match(endpoint)
-    if not match or match.group("host") not in _LOCAL_HOSTS:
+    parsed = parse_grpc_endpoint(endpoint)
+    if parsed is None or not parsed.is_local or parsed.port not in port_map:
         return endpoint
-    port = int(match.group("port"))
-    if port not in port_map:
-        return endpoint
-    return f"grpc://{match.group('host')}:{port_map[port]}"
+    return parsed._replace(port=port_map[parsed.port]).url
 
 
 def _local_port(endpoint: str) -> Optional[int]:
-    match = _ENDPOINT_RE.match(endpoint)
-    if not match or match.group("host") not in _LOCAL_HOSTS:
-        return None
-    return int(match.group("port"))
+    parsed = parse_grpc_endpoint(endpoint)
+    return parsed.port if parsed is not None and parsed.is_local else None
 
 
 def project_endpoints(spec: ProjectSpec) -> dict[str, list[str]]:
@@ -251,31 +334,46 @@ def endpoint_warnings(config: LaunchConfig, client_argv: Sequence[str]) -> list[
         spec = load_spec(config.project)
     except ConfigurationError:  # reported by whatever needs the project (generate, orchestrator)
         return []
-    endpoints = project_endpoints(spec)
-    client_addresses: list[str] = []
+    named = project_endpoints(spec)
+    client_addresses: dict[str, int] = {}  # as written -> port
     for arg in client_argv:
-        for match in _LOCAL_ADDRESS_RE.finditer(arg):
-            if match.group(0) not in client_addresses:
-                client_addresses.append(match.group(0))
-    named_ports = {_local_port(e) for e in endpoints}
-    named_ports |= {int(a.rsplit(":", 1)[1]) for a in client_addresses}
+        client_addresses.update(local_addresses(arg))
+    named_ports = {_local_port(e) for e in named}
+    named_ports |= set(client_addresses.values())
     unnamed = [f"{name} {port}" for port, name in served.items() if port not in named_ports]
     hint = f" (ports nothing names: {', '.join(unnamed)})" if unnamed else ""
     launch_file = os.path.basename(config.path)
     project = os.path.relpath(config.project, config.folder)
+    tls_ports = config.tls_ports()
     warnings = []
-    for endpoint, users in endpoints.items():
+    for endpoint, users in named.items():
         port = _local_port(endpoint)
         if port not in served:
             warnings.append(
                 f"{project}: the endpoint of {', '.join(users)} is {endpoint}, but no service "
                 f"of {launch_file} has port {port}{hint}"
             )
-    for address in client_addresses:
-        port = int(address.rsplit(":", 1)[1])
+        elif endpoint.startswith(GRPCS_SCHEME) != (port in tls_ports):
+            warnings.append(
+                f"{project}: the endpoint of {', '.join(users)} is {endpoint}, but "
+                f"{_serves(served[port], port, tls_ports)}"
+            )
+    for address, port in client_addresses.items():
         if port not in served:
             warnings.append(
                 f"the client command connects to {address}, but no service of {launch_file} "
                 f"has port {port}{hint}"
             )
+        elif address.startswith(GRPCS_SCHEME) != (port in tls_ports):
+            warnings.append(
+                f"the client command connects to {address}, but "
+                f"{_serves(served[port], port, tls_ports)}"
+            )
     return warnings
+
+
+def _serves(name: str, port: int, tls_ports: set[int]) -> str:
+    """How a port of the launch file is served, and how an endpoint calls it."""
+    if port in tls_ports:
+        return f"{name} serves TLS on port {port} (call it at grpcs://)"
+    return f"{name} serves plaintext on port {port} (call it at grpc://, or set its tls)"

@@ -12,15 +12,17 @@ a thread that outlives it (launch uses its main thread). Elsewhere nothing of th
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import IO, Optional, TextIO
 
 import grpc
@@ -29,10 +31,13 @@ from cogment.api import common_pb2
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 2.0
-_VERSION_SERVICES = ("cogment.Environment", "cogment.Agent", "cogment.TrialHooks", "cogment.Trial")
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_prctl: Optional[Callable[..., int]] = None
-_prctl_loaded = False
+_VERSION_SERVICES = (
+    "cogment.Environment",
+    "cogment.Agent",
+    "cogment.TrialHooks",
+    "cogment.Trial",
+    "cogment.ext.DatalogTrials",  # `cogment datalog serve`, a cogment.LogExporter
+)
 
 
 def free_port() -> int:
@@ -53,9 +58,26 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def answers_version(port: int, timeout: float = 0.5) -> bool:
-    """True when a cogment service (any kind) on localhost:`port` answers Version."""
-    with grpc.insecure_channel(f"localhost:{port}") as channel:
+def answers_version(
+    port: int, timeout: float = 0.5, credentials: Optional[grpc.ChannelCredentials] = None
+) -> bool:
+    """True when a cogment service (any kind) on localhost:`port` answers Version (over TLS
+    with `credentials`)."""
+    return version_error(port, timeout, credentials) is None
+
+
+def version_error(
+    port: int, timeout: float = 0.5, credentials: Optional[grpc.ChannelCredentials] = None
+) -> Optional[str]:
+    """None when a cogment service (any kind) on localhost:`port` answers Version (over TLS
+    with `credentials`); otherwise what gRPC said of the call."""
+    target = f"localhost:{port}"
+    channel = (
+        grpc.insecure_channel(target)
+        if credentials is None
+        else grpc.secure_channel(target, credentials)
+    )
+    with channel:
         for service in _VERSION_SERVICES:
             call = channel.unary_unary(
                 f"/{service}/Version",
@@ -64,11 +86,12 @@ def answers_version(port: int, timeout: float = 0.5) -> bool:
             )
             try:
                 call(common_pb2.VersionRequest(), timeout=timeout)
-                return True
+                return None
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
-                    return False
-    return False
+                code = error.code()  # type: ignore[attr-defined]
+                if code != grpc.StatusCode.UNIMPLEMENTED:
+                    return str(error.details() or code.name)  # type: ignore[attr-defined]
+    return "no cogment service answers Version there"
 
 
 def shown(argv: Sequence[str]) -> str:
@@ -105,39 +128,36 @@ def group_members(pgid: int) -> Optional[list[int]]:
     return members
 
 
-def _load_prctl() -> Optional[Callable[..., int]]:
-    """libc's prctl on Linux (loaded once, in launch, never in a forked child); else None."""
-    global _prctl, _prctl_loaded
-    if not _prctl_loaded:
-        _prctl_loaded = True
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                function = ctypes.CDLL(None, use_errno=True).prctl
-                function.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-                function.restype = ctypes.c_int
-                _prctl = function
-            except (ImportError, OSError, AttributeError):  # pragma: no cover - odd libc
-                _prctl = None
-    return _prctl
+# Run in each child before it becomes its command: no Python code of launch runs between
+# fork and exec (gRPC's fork handlers then never run in a child, and Popen can vfork).
+_BECOME = """\
+import ctypes, os, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, 15, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGTERM
+if os.getppid() != int(sys.argv[1]):  # launch died before the prctl call: do not start
+    os._exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
 
-def die_with_parent() -> Optional[Callable[[], None]]:
-    """A `preexec_fn` making the child get SIGTERM when this process (more exactly the
-    calling thread) dies; None where that is not available (not Linux)."""
-    prctl = _load_prctl()
-    if prctl is None:
-        return None
-    parent = os.getpid()
-    signum = int(signal.SIGTERM)
+def dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` wrapped so that the child asks the kernel to SIGTERM it when this process
+    (more exactly the calling thread) dies, then becomes `argv`; as it is where that is not
+    available (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    return [sys.executable, "-S", "-c", _BECOME, str(os.getpid()), *argv]
 
-    def preexec() -> None:  # runs in the child, between fork and exec: keep it minimal
-        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
-        if os.getppid() != parent:  # launch died before the prctl call: don't start at all
-            os._exit(1)
 
-    return preexec
+def _check_runnable(program: str, cwd: str, env: dict[str, str]) -> None:
+    """Raises FileNotFoundError/PermissionError as running `program` would."""
+    if os.sep in program:
+        path = os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
 
 
 class Output:
@@ -204,15 +224,15 @@ class Process:
         self.argv = list(argv)
         self.output = output
         try:
+            _check_runnable(self.argv[0], cwd, env)
             self.popen = subprocess.Popen(
-                self.argv,
+                dying_with_parent(self.argv),
                 cwd=cwd,
                 env=env,
                 stdin=None if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if output is not None else None,
                 stderr=subprocess.STDOUT if output is not None else None,
                 start_new_session=True,
-                preexec_fn=die_with_parent(),
             )
         except OSError as error:
             from cogment.launch_config import LaunchError

@@ -1,4 +1,4 @@
-"""`cogment.GrpcServer`: serves an Agent, Environment or TrialHooks subclass over gRPC.
+"""`cogment.GrpcServer`: serves an Agent, Environment, TrialHooks or LogExporter subclass.
 
 The servicers it runs live in `cogment.servicers`; this module only owns the grpc server's
 lifecycle (bind, start, serve until a signal or `stop()`, stop).
@@ -18,6 +18,7 @@ from cogment.constants import DEFAULT_MAX_MESSAGE_MB, message_size_options
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.lifecycle import Lifecycle, misuse
 from cogment.servicers import make_servicer
+from cogment.tls import FilePath, server_credentials
 
 _LOG = logging.getLogger("cogment")
 
@@ -29,7 +30,7 @@ _NO_REUSEPORT = ("grpc.so_reuseport", 0)  # a port already in use is an error, n
 
 
 class GrpcServer:
-    """Serves an Agent, Environment or TrialHooks subclass over gRPC.
+    """Serves an Agent, Environment, TrialHooks or LogExporter subclass over gRPC.
 
     The port is bound when the server is made (`port=0` picks a free one, read it from
     `server.port`); `start()` serves in the background, `serve()` serves and blocks until
@@ -51,9 +52,14 @@ class GrpcServer:
             a trial may wait for a human (e.g. with `max_inactivity` 0); None: never.
         max_message_mb: the largest request accepted, in MiB (a Decide request carries an
             observation); a larger one is refused with RESOURCE_EXHAUSTED. None: no limit.
+        tls_cert, tls_key: PEM files of the certificate (chain) and the unencrypted private
+            key the port serves TLS with (both or neither; neither: plaintext). The
+            orchestrator then calls the service at `grpcs://host:port`, and the certificate
+            must name that host.
 
     Raises:
-        ConfigurationError: for a class that cannot be served (named in the message).
+        ConfigurationError: for a class that cannot be served, or TLS files that cannot be
+            used (named in the message).
         CogmentError: when the port cannot be bound.
     """
 
@@ -67,6 +73,8 @@ class GrpcServer:
         max_workers: int = DEFAULT_MAX_WORKERS,
         idle_session_timeout: Optional[float] = DEFAULT_IDLE_SESSION_TIMEOUT,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigurationError(
@@ -81,9 +89,15 @@ class GrpcServer:
                 raise ConfigurationError(
                     f"GrpcServer: {name} must be a positive number or None, got {value!r}"
                 )
+        try:
+            credentials = server_credentials(tls_cert, tls_key)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"GrpcServer: {error}") from None
         servicer, add_servicer = make_servicer(service_type, settings)
         self.service_type = service_type
         self.host = host
+        self.tls = credentials is not None
+        """True when the port serves TLS."""
         self._servicer = servicer
         self._idle_session_timeout = idle_session_timeout
         self._reaper: Optional[threading.Thread] = None
@@ -98,7 +112,10 @@ class GrpcServer:
         )
         add_servicer(servicer, self._server)
         try:
-            bound = self._server.add_insecure_port(f"{host}:{port}")
+            if credentials is None:
+                bound = self._server.add_insecure_port(f"{host}:{port}")
+            else:
+                bound = self._server.add_secure_port(f"{host}:{port}", credentials)
         except RuntimeError:
             bound = 0
         if not bound:
@@ -115,7 +132,13 @@ class GrpcServer:
                 raise misuse("GrpcServer", "start", self._state)
             self._state = Lifecycle.STARTED
             self._server.start()
-        _LOG.info("serving %s on %s:%d", self.service_type.__name__, self.host, self.port)
+        _LOG.info(
+            "serving %s on %s:%d%s",
+            self.service_type.__name__,
+            self.host,
+            self.port,
+            " over TLS" if self.tls else "",
+        )
         timeout = self._idle_session_timeout
         if timeout is not None and hasattr(self._servicer, "end_idle_sessions"):
             self._reaper = threading.Thread(
@@ -200,6 +223,8 @@ class GrpcServer:
         self.stop()
 
     def __repr__(self) -> str:
+        tls = ", tls" if self.tls else ""
         return (
-            f"GrpcServer({self.service_type.__name__}, port={self.port}, state={self._state.value})"
+            f"GrpcServer({self.service_type.__name__}, port={self.port}{tls}, "
+            f"state={self._state.value})"
         )

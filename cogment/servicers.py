@@ -32,6 +32,7 @@ from cogment.boundary import add_service, handler
 from cogment.delta import actions_table_type
 from cogment.environment import Environment
 from cogment.errors import ConfigurationError, StatusError
+from cogment.exporter import LogExporter
 from cogment.hooks import TrialHooks
 from cogment.protocol import (
     SnapshotKeeper,
@@ -101,6 +102,35 @@ def _check_result(owner: str, method: str, trial_id: str, error: StatusError) ->
 # --------------------------------------------------------------------------- agents
 
 
+class _Servicer:
+    """What every servicer of a user class shares: the class, its name (in messages), the
+    project's settings, and the Version RPC."""
+
+    def __init__(self, user_type: type[Any], settings: Settings) -> None:
+        self._type = user_type
+        self._name = user_type.__name__
+        self._settings = settings
+
+    @handler
+    def Version(self, request: Any, context: Any) -> Any:
+        return version_info(self._type.VERSIONS)
+
+
+class _SessionServicer(_Servicer):
+    """A servicer holding one session per trial (or per trial and actor) in `_sessions`."""
+
+    _sessions: Sessions[Any, Any]
+
+    def end_idle_sessions(self, limit: float) -> int:
+        """Ends the sessions not called for `limit` seconds; returns how many."""
+        return _end_idle(self._name, self._sessions, limit)
+
+    @property
+    def session_count(self) -> int:
+        """The sessions being served."""
+        return len(self._sessions)
+
+
 class _AgentSession:
     __slots__ = ("actor_class", "agent", "lock", "observation", "trial")
 
@@ -116,13 +146,11 @@ class _AgentSession:
         self.observation: Any = None
 
 
-class AgentServicer(agent_pb2_grpc.AgentServicer):
+class AgentServicer(_SessionServicer, agent_pb2_grpc.AgentServicer):
     """Serves one `cogment.Agent` subclass for every actor of its actor class."""
 
     def __init__(self, agent_type: type[Agent], settings: Settings) -> None:
-        self._type = agent_type
-        self._name = agent_type.__name__
-        self._settings = settings
+        super().__init__(agent_type, settings)
         self._class_id = agent_type.actor_class.id
         self._sessions: Sessions[tuple[str, int], _AgentSession] = Sessions(
             unknown=lambda key: f"trial {key[0]}: no actor {key[1]} on this agent service",
@@ -210,19 +238,6 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             _user_call(self._name, "end", trial_id, session.agent.end)
         return agent_pb2.AgentEndReply()
 
-    @handler
-    def Version(self, request: Any, context: Any) -> Any:
-        return version_info(self._type.VERSIONS)
-
-    def end_idle_sessions(self, limit: float) -> int:
-        """Ends the actors not called for `limit` seconds; returns how many."""
-        return _end_idle(self._name, self._sessions, limit)
-
-    @property
-    def session_count(self) -> int:
-        """The actors being served."""
-        return len(self._sessions)
-
 
 # --------------------------------------------------------------------------- environments
 
@@ -243,13 +258,11 @@ class _EnvSession:
         self.ended = False
 
 
-class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
+class EnvironmentServicer(_SessionServicer, environment_pb2_grpc.EnvironmentServicer):
     """Serves one `cogment.Environment` subclass, one instance per trial."""
 
     def __init__(self, env_type: type[Environment], settings: Settings) -> None:
-        self._type = env_type
-        self._name = env_type.__name__
-        self._settings = settings
+        super().__init__(env_type, settings)
         self._actions_table = getattr(settings, "ActionsTable", None) or actions_table_type(
             settings.actor_classes
         )
@@ -343,31 +356,16 @@ class EnvironmentServicer(environment_pb2_grpc.EnvironmentServicer):
             _user_call(self._name, "end", request.trial_id, session.env.end)
         return environment_pb2.EnvEndReply()
 
-    @handler
-    def Version(self, request: Any, context: Any) -> Any:
-        return version_info(self._type.VERSIONS)
-
-    def end_idle_sessions(self, limit: float) -> int:
-        """Ends the trials not called for `limit` seconds; returns how many."""
-        return _end_idle(self._name, self._sessions, limit)
-
-    @property
-    def session_count(self) -> int:
-        """The trials being served."""
-        return len(self._sessions)
-
 
 # --------------------------------------------------------------------------- hooks
 
 
-class TrialHooksServicer(hooks_pb2_grpc.TrialHooksServicer):
+class TrialHooksServicer(_Servicer, hooks_pb2_grpc.TrialHooksServicer):
     """Serves one `cogment.TrialHooks` subclass: one instance, whose `pre_trial` runs for
     several trials at once (one call per trial)."""
 
     def __init__(self, hooks_type: type[TrialHooks], settings: Settings) -> None:
-        self._type = hooks_type
-        self._name = hooks_type.__name__
-        self._settings = settings
+        super().__init__(hooks_type, settings)
         self._hooks = hooks_type()
 
     @handler
@@ -395,10 +393,6 @@ class TrialHooksServicer(hooks_pb2_grpc.TrialHooksServicer):
         except StatusError as error:
             raise _check_result(self._name, "pre_trial", trial_id, error) from None
         return hooks_pb2.TrialContext(params=encoded, trial_id=trial_id, user_id=request.user_id)
-
-    @handler
-    def Version(self, request: Any, context: Any) -> Any:
-        return version_info(self._type.VERSIONS)
 
 
 # --------------------------------------------------------------------------- choosing one
@@ -433,7 +427,7 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
             "GrpcServer: settings must be the project's generated cog_settings module "
             f"(with actor_classes, trial and environment), got {settings!r}"
         )
-    bases = "cogment.Agent, cogment.Environment or cogment.TrialHooks"
+    bases = "cogment.Agent, cogment.Environment, cogment.TrialHooks or cogment.LogExporter"
     if not isinstance(service_type, type):
         raise ConfigurationError(
             f"GrpcServer: expected a class (a subclass of {bases}), got {service_type!r}"
@@ -457,4 +451,8 @@ def make_servicer(service_type: Any, settings: Any) -> tuple[Any, Callable[[Any,
             TrialHooksServicer(service_type, settings),
             _adder(hooks_pb2, "TrialHooks"),
         )
+    if issubclass(service_type, LogExporter):
+        from cogment.log_servicer import LogExporterServicer, add_log_exporter
+
+        return LogExporterServicer(service_type, settings, _user_call), add_log_exporter
     raise ConfigurationError(f"GrpcServer: {name} is not a subclass of {bases}")

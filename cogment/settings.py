@@ -1,378 +1,34 @@
-"""A project's cogment.yaml, parsed and checked: the one parser for every caller.
+"""The runtime types a generated cog_settings.py is made of, and that the SDK, the client and
+the orchestrator use: `ActorClass`, `ActorClassList`, `TrialSettings`,
+`EnvironmentSettings`, `DatalogSettings`, the `Settings` protocol, and
+`make_default_trial_params_from_dict`, which fills the YAML `config:` maps of a project's
+default trial parameters into protobuf messages.
 
-`load_spec(path)` reads cogment.yaml into a `ProjectSpec` of plain values (no protobuf
-needed); `cogment generate` turns that into cog_settings.py, the orchestrator reads the same
-spec. The runtime types a generated cog_settings.py is made of (`ActorClass`,
-`ActorClassList`, `TrialSettings`, `EnvironmentSettings`, `DatalogSettings`) live here too,
-with `make_default_trial_params`, which fills the YAML `config:` maps into protobuf messages.
+cogment.yaml itself is read by `cogment.cogment_yaml`; nothing here needs YAML. Generated
+cog_settings.py files (of every cogment-py version) import this module by this name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional, Protocol
 
-import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from cogment.api import common_pb2
-from cogment.constants import HUMAN_ENDPOINT
+from cogment.endpoint import is_grpc_endpoint
 from cogment.errors import ConfigurationError
-
-_ENDPOINT_RE = re.compile(r"^grpc://(?P<host>[^\s:/]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
-_CLASS_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TYPE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 DeltaApplyFn = Callable[[Message, Message], Message]
 
+UNKNOWN_ACTOR_CLASS = "unknown actor class {actor_class!r} (declared: {declared})"
 
-# --------------------------------------------------------------------------- spec (plain data)
-
-
-@dataclasses.dataclass(frozen=True)
-class ActorClassSpec:
-    """One entry of `actor_classes`; type names are fully qualified protobuf names."""
-
-    id: str
-    action_space: str
-    observation_space: str
-    observation_delta: Optional[str] = None
-    delta_apply_fn: Optional[str] = None  # "module.function"
-    config_type: Optional[str] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ActorParamsSpec:
-    actor_class: str
-    endpoint: str
-    config: Optional[dict[str, Any]] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class TrialParamsSpec:
-    max_steps: int = 0
-    max_inactivity: int = 0
-    environment_endpoint: str = ""
-    environment_config: Optional[dict[str, Any]] = None
-    actors: tuple[ActorParamsSpec, ...] = ()
-    trial_config: Optional[dict[str, Any]] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ProjectSpec:
-    """Everything cogment.yaml declares, checked for shape but not yet against the protos."""
-
-    path: str  # absolute path of cogment.yaml
-    proto_files: tuple[str, ...]  # relative to the project folder
-    python_modules: tuple[str, ...]
-    actor_classes: tuple[ActorClassSpec, ...]
-    trial_config_type: Optional[str] = None
-    environment_config_type: Optional[str] = None
-    pre_hooks: tuple[str, ...] = ()
-    trial_params: TrialParamsSpec = TrialParamsSpec()
-    datalog_type: Optional[str] = None
-    datalog_url: Optional[str] = None
-
-    @property
-    def project_dir(self) -> str:
-        return os.path.dirname(self.path)
-
-    def type_names(self) -> list[tuple[str, str]]:
-        """Every (yaml key, protobuf type name) the project refers to."""
-        names: list[tuple[str, str]] = []
-        if self.trial_config_type:
-            names.append(("trial.config_type", self.trial_config_type))
-        if self.environment_config_type:
-            names.append(("environment.config_type", self.environment_config_type))
-        for i, ac in enumerate(self.actor_classes):
-            key = f"actor_classes[{i}]"
-            names.append((f"{key}.action.space", ac.action_space))
-            names.append((f"{key}.observation.space", ac.observation_space))
-            if ac.observation_delta:
-                names.append((f"{key}.observation.delta", ac.observation_delta))
-            if ac.config_type:
-                names.append((f"{key}.config_type", ac.config_type))
-        return names
-
-
-class _Reader:
-    """Walks the YAML tree, raising one-line errors that name the file and the key."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, key: str, what: str) -> ConfigurationError:
-        return ConfigurationError(f"{self.path}: {key}: {what}")
-
-    def map(self, value: Any, key: str, allowed: Sequence[str]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a map, got {_describe(value)}")
-        for name in value:
-            if name not in allowed:
-                raise self.fail(
-                    f"{key}.{name}" if key else str(name),
-                    f"unknown key (expected one of: {', '.join(allowed)})",
-                )
-        return value
-
-    def list(self, value: Any, key: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(key, f"expected a list, got {_describe(value)}")
-        return value
-
-    def string(self, value: Any, key: str, *, required: bool = False) -> Optional[str]:
-        if value is None:
-            if required:
-                raise self.fail(key, "missing (required)")
-            return None
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a non-empty string, got {_describe(value)}")
-        return value
-
-    def type_name(self, value: Any, key: str, *, required: bool = False) -> Optional[str]:
-        name = self.string(value, key, required=required)
-        if name is not None and not _TYPE_NAME_RE.match(name):
-            raise self.fail(
-                key, f"{name!r} is not a protobuf message name of the form package.Message"
-            )
-        return name
-
-    def count(self, value: Any, key: str) -> int:
-        if value is None:
-            return 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail(key, f"expected a whole number >= 0, got {_describe(value)}")
-        if value > 0xFFFFFFFF:
-            raise self.fail(key, f"{value} is too large (at most {0xFFFFFFFF})")
-        return value
-
-    def endpoint(self, value: Any, key: str, *, human_ok: bool) -> str:
-        text = self.string(value, key, required=True)
-        assert text is not None
-        if human_ok and text == HUMAN_ENDPOINT:
-            return text
-        if not is_grpc_endpoint(text):
-            expected = "'human' or grpc://host:port" if human_ok else "grpc://host:port"
-            raise self.fail(key, f"{text!r} is not a valid endpoint (expected {expected})")
-        return text
-
-    def config(self, value: Any, key: str) -> Optional[dict[str, Any]]:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a map of fields, got {_describe(value)}")
-        return value
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"the boolean {value}"
-    if isinstance(value, (dict, list)):
-        return f"a {'map' if isinstance(value, dict) else 'list'}"
-    return f"{type(value).__name__} {value!r}"
-
-
-def is_grpc_endpoint(text: str) -> bool:
-    """True for `grpc://host:port` with a port in 1..65535."""
-    match = _ENDPOINT_RE.match(text)
-    return match is not None and 0 < int(match.group("port")) < 65536
-
-
-def endpoint_address(endpoint: str) -> str:
-    """`grpc://host:port` -> `host:port` (what grpc channels take)."""
-    return endpoint[len("grpc://") :] if endpoint.startswith("grpc://") else endpoint
-
-
-def load_spec(path: str) -> ProjectSpec:
-    """Reads and checks a cogment.yaml.
-
-    Raises:
-        ConfigurationError: one line naming the file, the key and what is wrong.
-    """
-    path = os.path.abspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as error:
-        raise ConfigurationError(f"{path}: cannot read the file ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigurationError(f"{path}: {where}invalid YAML ({problem})") from None
-    return parse_spec(data, path)
-
-
-def parse_spec(data: Any, path: str) -> ProjectSpec:
-    """Checks the already-parsed YAML `data` of the file `path` (see `load_spec`)."""
-    r = _Reader(path)
-    if data is None:
-        raise ConfigurationError(f"{path}: the file is empty")
-    top = r.map(
-        data, "", ["import", "trial", "environment", "actor_classes", "trial_params", "datalog"]
-    )
-
-    imports = r.map(top.get("import"), "import", ["proto", "python"])
-    proto_files = []
-    for i, entry in enumerate(r.list(imports.get("proto"), "import.proto")):
-        name = r.string(entry, f"import.proto[{i}]", required=True)
-        assert name is not None
-        if not name.endswith(".proto"):
-            raise r.fail(f"import.proto[{i}]", f"{name!r} is not a .proto file")
-        if not os.path.isfile(os.path.join(os.path.dirname(path), name)):
-            raise r.fail(f"import.proto[{i}]", f"{name!r} not found next to cogment.yaml")
-        proto_files.append(name)
-    python_modules = []
-    for i, entry in enumerate(r.list(imports.get("python"), "import.python")):
-        name = r.string(entry, f"import.python[{i}]", required=True)
-        assert name is not None
-        if not _MODULE_RE.match(name):
-            raise r.fail(f"import.python[{i}]", f"{name!r} is not a python module name")
-        python_modules.append(name)
-
-    trial = r.map(top.get("trial"), "trial", ["config_type", "pre_hooks"])
-    pre_hooks = tuple(
-        r.endpoint(hook, f"trial.pre_hooks[{i}]", human_ok=False)
-        for i, hook in enumerate(r.list(trial.get("pre_hooks"), "trial.pre_hooks"))
-    )
-    environment = r.map(top.get("environment"), "environment", ["config_type"])
-
-    if "actor_classes" not in top:
-        raise r.fail("actor_classes", "missing (a project needs at least one actor class)")
-    classes_data = r.list(top.get("actor_classes"), "actor_classes")
-    if not classes_data:
-        raise r.fail("actor_classes", "empty (a project needs at least one actor class)")
-    classes: list[ActorClassSpec] = []
-    for i, entry in enumerate(classes_data):
-        classes.append(_parse_actor_class(r, entry, f"actor_classes[{i}]", classes))
-    class_ids = [c.id for c in classes]
-
-    params = _parse_trial_params(r, top.get("trial_params"), class_ids)
-
-    datalog = r.map(top.get("datalog"), "datalog", ["type", "url"])
-    datalog_type = r.string(datalog.get("type"), "datalog.type") if datalog else None
-    datalog_url = None
-    if datalog:
-        if datalog_type not in ("grpc", "none"):
-            raise r.fail(
-                "datalog.type", f"{datalog_type!r} is not supported (expected grpc or none)"
-            )
-        if datalog_type == "grpc":
-            datalog_url = r.endpoint(datalog.get("url"), "datalog.url", human_ok=False)
-
-    return ProjectSpec(
-        path=path,
-        proto_files=tuple(proto_files),
-        python_modules=tuple(python_modules),
-        actor_classes=tuple(classes),
-        trial_config_type=r.type_name(trial.get("config_type"), "trial.config_type"),
-        environment_config_type=r.type_name(
-            environment.get("config_type"), "environment.config_type"
-        ),
-        pre_hooks=pre_hooks,
-        trial_params=params,
-        datalog_type=datalog_type if datalog_type != "none" else None,
-        datalog_url=datalog_url,
-    )
-
-
-def _parse_actor_class(
-    r: _Reader, entry: Any, key: str, previous: Sequence[ActorClassSpec]
-) -> ActorClassSpec:
-    data = r.map(entry, key, ["id", "config_type", "action", "observation"])
-    class_id = r.string(data.get("id"), f"{key}.id", required=True)
-    assert class_id is not None
-    if not _CLASS_ID_RE.match(class_id) or class_id in ("all", "get"):
-        raise r.fail(f"{key}.id", f"{class_id!r} is not a valid actor class id")
-    if any(p.id == class_id for p in previous):
-        raise r.fail(f"{key}.id", f"actor class {class_id!r} is declared twice")
-    if "action" not in data:
-        raise r.fail(f"{key}.action", "missing (required)")
-    action = r.map(data.get("action"), f"{key}.action", ["space"])
-    if "observation" not in data:
-        raise r.fail(f"{key}.observation", "missing (required)")
-    observation = r.map(
-        data.get("observation"), f"{key}.observation", ["space", "delta", "delta_apply_fn"]
-    )
-    apply_fn = None
-    if observation.get("delta_apply_fn") is not None:
-        fn = r.map(observation["delta_apply_fn"], f"{key}.observation.delta_apply_fn", ["python"])
-        apply_fn = r.string(
-            fn.get("python"), f"{key}.observation.delta_apply_fn.python", required=True
-        )
-        assert apply_fn is not None
-        if "." not in apply_fn or not _MODULE_RE.match(apply_fn):
-            raise r.fail(
-                f"{key}.observation.delta_apply_fn.python",
-                f"{apply_fn!r} is not of the form module.function",
-            )
-    return ActorClassSpec(
-        id=class_id,
-        action_space=r.type_name(action.get("space"), f"{key}.action.space", required=True) or "",
-        observation_space=r.type_name(
-            observation.get("space"), f"{key}.observation.space", required=True
-        )
-        or "",
-        observation_delta=r.type_name(observation.get("delta"), f"{key}.observation.delta"),
-        delta_apply_fn=apply_fn,
-        config_type=r.type_name(data.get("config_type"), f"{key}.config_type"),
-    )
-
-
-def _parse_trial_params(r: _Reader, value: Any, class_ids: Sequence[str]) -> TrialParamsSpec:
-    data = r.map(
-        value,
-        "trial_params",
-        ["max_steps", "max_inactivity", "environment", "actors", "trial_config"],
-    )
-    env = r.map(data.get("environment"), "trial_params.environment", ["endpoint", "config"])
-    env_endpoint = ""
-    if "environment" in data:
-        env_endpoint = r.endpoint(
-            env.get("endpoint"), "trial_params.environment.endpoint", human_ok=False
-        )
-    actors = []
-    for i, entry in enumerate(r.list(data.get("actors"), "trial_params.actors")):
-        key = f"trial_params.actors[{i}]"
-        actor = r.map(entry, key, ["actor_class", "endpoint", "config"])
-        actor_class = r.string(actor.get("actor_class"), f"{key}.actor_class", required=True)
-        if actor_class not in class_ids:
-            raise r.fail(
-                f"{key}.actor_class",
-                f"unknown actor class {actor_class!r} (declared: {', '.join(class_ids)})",
-            )
-        assert actor_class is not None
-        actors.append(
-            ActorParamsSpec(
-                actor_class=actor_class,
-                endpoint=r.endpoint(actor.get("endpoint"), f"{key}.endpoint", human_ok=True),
-                config=r.config(actor.get("config"), f"{key}.config"),
-            )
-        )
-    return TrialParamsSpec(
-        max_steps=r.count(data.get("max_steps"), "trial_params.max_steps"),
-        max_inactivity=r.count(data.get("max_inactivity"), "trial_params.max_inactivity"),
-        environment_endpoint=env_endpoint,
-        environment_config=r.config(env.get("config"), "trial_params.environment.config"),
-        actors=tuple(actors),
-        trial_config=r.config(data.get("trial_config"), "trial_params.trial_config"),
-    )
-
-
-# --------------------------------------------------------------------------- runtime settings
+DATALOG_TYPES = ("sqlite", "grpc", "none")
+DATALOG_ON_FAILURE = ("end", "continue")  # what a recording failure does to the trial
+DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024  # samples waiting to be stored, in bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,10 +109,47 @@ class EnvironmentSettings:
 
 @dataclasses.dataclass(frozen=True)
 class DatalogSettings:
-    """`cog_settings.datalog`: where the orchestrator streams each trial's record."""
+    """`cog_settings.datalog`: where the orchestrator records each trial.
+
+    Attributes:
+        type: `sqlite` (the orchestrator writes `path` itself), `grpc` (it streams to the
+            LogExporter at `url`) or `none`.
+        url: the LogExporter's endpoint, `grpc://host:port` (type grpc).
+        path: the SQLite file (type sqlite); generated settings hold it absolute.
+        on_failure: `end` (a recording failure ends the trial, with a reason naming the
+            datalog) or `continue` (trials go on; lost samples are counted).
+        max_queue_bytes: how many bytes of samples may wait to be stored before ticks wait.
+    """
 
     type: str
-    url: str
+    url: str = ""
+    path: str = ""
+    on_failure: str = "end"
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.type not in DATALOG_TYPES:
+            raise ConfigurationError(
+                f"datalog type {self.type!r} is not supported (expected sqlite, grpc or none)"
+            )
+        if self.type == "grpc" and not is_grpc_endpoint(self.url):
+            raise ConfigurationError(f"datalog url {self.url!r} is not grpc://host:port")
+        if self.type == "sqlite" and not self.path:
+            raise ConfigurationError("a sqlite datalog needs a path")
+        if self.on_failure not in DATALOG_ON_FAILURE:
+            raise ConfigurationError(
+                f"datalog on_failure {self.on_failure!r} is not supported (expected end or "
+                "continue)"
+            )
+        if self.max_queue_bytes < 1024:
+            raise ConfigurationError(
+                f"datalog max_queue_bytes {self.max_queue_bytes} is too small (at least 1024)"
+            )
+
+    @property
+    def where(self) -> str:
+        """How log lines and trial end reasons name this datalog."""
+        return self.url if self.type == "grpc" else f"sqlite:{self.path}"
 
 
 class Settings(Protocol):
@@ -490,54 +183,6 @@ def fill_message(message_type: type[Message], values: Mapping[str, Any], where: 
     return message
 
 
-def make_default_trial_params(
-    spec: TrialParamsSpec,
-    actor_classes: ActorClassList,
-    trial: TrialSettings,
-    environment: EnvironmentSettings,
-    source: str = "cogment.yaml",
-) -> common_pb2.TrialParams:
-    """The project's default `TrialParams`, with `config:` maps filled into their types.
-
-    A config field is present in the result only where cogment.yaml gives a `config:` (even
-    an empty one): services tell "no config" from "a config of default values" by presence.
-    """
-
-    def fill(
-        field: Message, values: Optional[Mapping[str, Any]], config_type: Any, key: str
-    ) -> None:
-        if values is None:
-            return
-        if config_type is None:
-            raise ConfigurationError(
-                f"{source}: {key}: a config is given but no config_type is declared"
-            )
-        message = fill_message(config_type, values, f"{source}: {key}")
-        field.SetInParent()
-        field.content = message.SerializeToString()  # type: ignore[attr-defined]
-
-    params = common_pb2.TrialParams(max_steps=spec.max_steps, max_inactivity=spec.max_inactivity)
-    fill(params.trial_config, spec.trial_config, trial.config_type, "trial_params.trial_config")
-    params.environment.endpoint = spec.environment_endpoint
-    fill(
-        params.environment.config,
-        spec.environment_config,
-        environment.config_type,
-        "trial_params.environment.config",
-    )
-    for i, actor in enumerate(spec.actors):
-        actor_class = actor_classes.get(actor.actor_class)
-        if actor_class is None:
-            raise ConfigurationError(
-                f"{source}: trial_params.actors[{i}].actor_class: unknown actor class {actor.actor_class!r}"
-            )
-        entry = params.actors.add(actor_class=actor.actor_class, endpoint=actor.endpoint)
-        fill(
-            entry.config, actor.config, actor_class.config_type, f"trial_params.actors[{i}].config"
-        )
-    return params
-
-
 def make_default_trial_params_from_dict(
     values: Mapping[str, Any],
     actor_classes: ActorClassList,
@@ -545,17 +190,58 @@ def make_default_trial_params_from_dict(
     environment: EnvironmentSettings,
     source: str = "cogment.yaml",
 ) -> common_pb2.TrialParams:
-    """`make_default_trial_params` from the literal dict a generated cog_settings.py holds."""
+    """The project's default `TrialParams`, from the literal a generated cog_settings.py
+    holds, with its `config:` maps filled into their types.
+
+    A config field is present in the result only where cogment.yaml gives a `config:` (even
+    an empty one): services tell "no config" from "a config of default values" by presence.
+
+    Raises:
+        ConfigurationError: names `source`, the key and what is wrong.
+    """
+
+    def fill(
+        field: Message, config: Optional[Mapping[str, Any]], config_type: Any, key: str
+    ) -> None:
+        if config is None:
+            return
+        if config_type is None:
+            raise ConfigurationError(
+                f"{source}: {key}: a config is given but no config_type is declared"
+            )
+        message = fill_message(config_type, config, f"{source}: {key}")
+        field.SetInParent()
+        field.content = message.SerializeToString()  # type: ignore[attr-defined]
+
     env = values.get("environment") or {}
-    spec = TrialParamsSpec(
-        max_steps=values.get("max_steps", 0),
-        max_inactivity=values.get("max_inactivity", 0),
-        environment_endpoint=env.get("endpoint", ""),
-        environment_config=env.get("config"),
-        actors=tuple(
-            ActorParamsSpec(a["actor_class"], a["endpoint"], a.get("config"))
-            for a in values.get("actors", ())
-        ),
-        trial_config=values.get("trial_config"),
+    params = common_pb2.TrialParams(
+        max_steps=values.get("max_steps", 0), max_inactivity=values.get("max_inactivity", 0)
     )
-    return make_default_trial_params(spec, actor_classes, trial, environment, source)
+    fill(
+        params.trial_config,
+        values.get("trial_config"),
+        trial.config_type,
+        "trial_params.trial_config",
+    )
+    params.environment.endpoint = env.get("endpoint", "")
+    fill(
+        params.environment.config,
+        env.get("config"),
+        environment.config_type,
+        "trial_params.environment.config",
+    )
+    for i, actor in enumerate(values.get("actors", ())):
+        actor_class = actor_classes.get(actor["actor_class"])
+        if actor_class is None:
+            unknown = UNKNOWN_ACTOR_CLASS.format(
+                actor_class=actor["actor_class"], declared=", ".join(actor_classes.ids)
+            )
+            raise ConfigurationError(f"{source}: trial_params.actors[{i}].actor_class: {unknown}")
+        entry = params.actors.add(actor_class=actor["actor_class"], endpoint=actor["endpoint"])
+        fill(
+            entry.config,
+            actor.get("config"),
+            actor_class.config_type,
+            f"trial_params.actors[{i}].config",
+        )
+    return params

@@ -12,6 +12,9 @@
   stops it at teardown. `server.port` is its port, `endpoint(server)` its grpc:// endpoint.
 * `grpc_channel` (function): `grpc_channel(server_or_port)` opens an insecure channel to
   127.0.0.1:<port> with message-size limits lifted, closed at teardown.
+* `tls_certificate`, `other_certificate` (session): two self-signed certificates for
+  127.0.0.1 and localhost (`.cert`, `.key`: PEM files), made with openssl
+  (tests/certificates.py); each is its own CA.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pytest
 
 import cogment
 from cogment.generate import generate
+from tests.certificates import Certificate, make_certificate
 
 PROJECT_DIR = Path(__file__).resolve().parent / "project"
 LOCALHOST = "127.0.0.1"
@@ -106,3 +110,13 @@ def grpc_channel() -> Iterator[Callable[[Union[cogment.GrpcServer, int]], grpc.C
     yield open_channel
     for channel in channels:
         channel.close()
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"), "server")
+
+
+@pytest.fixture(scope="session")
+def other_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls-other"), "other")

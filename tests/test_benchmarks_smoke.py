@@ -63,3 +63,23 @@ def test_quick_benchmarks_run_and_write_json(tmp_path: str) -> None:
     assert all(r["rss_kib"] > 0 and r["threads"] > 0 for r in held)
     # the table is printed, ratio column first
     assert any(line.lstrip().startswith("ratio") for line in proc.stdout.splitlines())
+
+
+@pytest.mark.timeout(250)
+def test_the_web_bridge_benchmark_runs(tmp_path: str) -> None:
+    """`--only web.c1`: a scripted WebSocket client through `cogment web`, next to the same
+    loop on cogment.client (its floor), one short repetition each."""
+    out = os.path.join(str(tmp_path), "results.json")
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    command = [sys.executable, "-m", "benchmarks", "--only", "web.c1", "--json", out]
+    command += ["--reps", "1", "--warmup", "0.2", "--duration", "0.5"]
+    proc = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    with open(out, encoding="utf-8") as f:
+        rows = {row["id"]: row for row in json.load(f)["results"]}
+    assert set(rows) == {"cogment.c1.stream", "web.c1"}
+    assert rows["web.c1"]["error"] is None and rows["web.c1"]["value"] > 0
+    assert rows["web.c1"]["floor_value"] == rows["cogment.c1.stream"]["value"]
+    assert rows["web.c1"]["cpu_us_per_tick"]["bridge"] > 0

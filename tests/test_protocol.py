@@ -336,7 +336,7 @@ def strip_json_names(messages) -> None:  # type: ignore[no-untyped-def]
         strip_json_names(message.nested_type)
 
 
-@pytest.mark.parametrize("file_name", api_build.API_FILES)
+@pytest.mark.parametrize("file_name", api_build.API_FILES + api_build.EXTENSION_FILES)
 def test_generated_modules_match_the_proto_files(file_name: str) -> None:
     """Fails when a .proto was edited without `poetry run task api`."""
     with tempfile.TemporaryDirectory() as tmp:

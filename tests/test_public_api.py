@@ -29,10 +29,22 @@ def test_the_user_facing_names() -> None:
         "TrialParameters", "ActorParameters", "EnvironmentParameters",
         "ObservationTable", "ObservationsTable", "ActionsTable", "CogmentError", "ConfigurationError",
         "TrialError", "TrialEndedError", "CogmentRpcError", "__version__", "API_VERSION",
+        "LogExporter", "DatalogError",
     }  # fmt: skip
     assert expected <= set(cogment.__all__)
     assert issubclass(cogment.TrialError, cogment.CogmentRpcError)
     assert issubclass(cogment.ConfigurationError, cogment.CogmentError)
+    assert issubclass(cogment.DatalogError, cogment.CogmentError)
+
+
+def test_the_datalog_names() -> None:
+    import cogment.datalog
+
+    assert list(cogment.datalog.__all__) == sorted(cogment.datalog.__all__)
+    for name in cogment.datalog.__all__:
+        assert hasattr(cogment.datalog, name), name
+    assert {"open_datalog", "Sample", "ActorSteps", "RecordedTrial"} <= set(cogment.datalog.__all__)
+    assert cogment.datalog.DatalogError is cogment.DatalogError
 
 
 def test_api_version_matches_cogment_api_yaml() -> None:

@@ -272,8 +272,9 @@ def test_user_exceptions_become_internal_and_the_server_keeps_serving(
 def test_one_instance_never_runs_two_calls_at_once(
     cog_settings: Any, start_server: Any, grpc_channel: Any, data: Any
 ) -> None:
-    state: dict[str, Any] = {"inside": 0, "overlaps": 0, "instances": set()}
+    state: dict[str, Any] = {"inside": 0, "overlaps": 0, "instances": set(), "calls": 0}
     lock = threading.Lock()
+    entered, release = threading.Event(), threading.Event()
 
     class Slow(cogment.Agent):
         actor_class = cog_settings.actor_classes.player
@@ -283,7 +284,11 @@ def test_one_instance_never_runs_two_calls_at_once(
                 state["inside"] += 1
                 state["overlaps"] += state["inside"] > 1
                 state["instances"].add(id(self))
-            time.sleep(0.02)
+                state["calls"] += 1
+                first = state["calls"] == 1
+            if first:  # busy until the others are at the service: they would overlap it
+                entered.set()
+                release.wait(TIMEOUT)
             with lock:
                 state["inside"] -= 1
             return data.Move()
@@ -294,6 +299,14 @@ def test_one_instance_never_runs_two_calls_at_once(
         trial_id="t", actor_id=0, observation=_obs(0, data.Board())
     )
     futures = [stub.Decide.future(request, timeout=TIMEOUT) for _ in range(8)]
+    try:
+        assert entered.wait(TIMEOUT)
+        # a later call on the same channel, which no instance lock holds up: once it is
+        # answered, the server has handed the eight Decide calls before it to its threads
+        stub.Version(common_pb2.VersionRequest(), timeout=TIMEOUT)
+    finally:
+        release.set()
     for future in futures:
         future.result(timeout=TIMEOUT)
+    assert state["calls"] == 8
     assert state["overlaps"] == 0 and len(state["instances"]) == 1

@@ -70,7 +70,8 @@ class StringClass(cogment.Agent):
     [
         (
             int,
-            "GrpcServer: int is not a subclass of cogment.Agent, cogment.Environment or cogment.TrialHooks",
+            "GrpcServer: int is not a subclass of cogment.Agent, cogment.Environment, "
+            "cogment.TrialHooks or cogment.LogExporter",
         ),
         ("BoardEnv()", "GrpcServer: expected a class"),
         (Abstract, "GrpcServer: Abstract cannot be served: it does not implement decide"),

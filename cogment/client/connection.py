@@ -7,11 +7,13 @@ with Connection(cog_settings, "127.0.0.1:9000") as conn:
     obs, reward, messages = trial.do_action(Move(cell=1))
 ```
 
-A Connection owns one gRPC channel (message-size limits lifted) when given an address, and
-leaves alone a `grpc.Channel` or a stub-like `TrialService` it is handed. Every call carries the
-gRPC metadata `session_id: <Connection.session_id>`. One background thread per Connection sends
-`Heartbeat` for the trials that sit idle between actions; when they keep finding the
-orchestrator unreachable, the trials are over (see `ClientTrial.do_action`).
+A Connection owns one gRPC channel (message-size limits lifted) when given an address
+(`grpcs://host:port`: over TLS, checking the orchestrator's certificate against `tls_ca` or
+the system's roots), and leaves alone a `grpc.Channel` or a stub-like `TrialService` it is
+handed. Every call carries the gRPC metadata `session_id: <Connection.session_id>`. One
+background thread per Connection sends `Heartbeat` for the trials that sit idle between
+actions; when they keep finding the orchestrator unreachable, the trials are over (see
+`ClientTrial.do_action`).
 
 gRPC errors become `cogment.errors` exceptions (one traceback, no gRPC internals); a failed
 unary call keeps gRPC's debug string in the exception's `details`. A closed Connection
@@ -38,9 +40,16 @@ from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client.ending import UNREACHABLE, classify
 from cogment.client.heartbeat import Beating, HeartbeatThread
 from cogment.client.interface import CONNECTION_TIMEOUT, Deadline, UseConnectionTimeout
+from cogment.client.routing import Routes
 from cogment.client.slot import type_name
 from cogment.client.trial import ClientTrial
-from cogment.constants import ACTOR_CLASS_METADATA, SESSION_ID_METADATA, UNLIMITED_MESSAGES
+from cogment.constants import (
+    ACTOR_CLASS_METADATA,
+    FAST_RECONNECT,
+    SESSION_ID_METADATA,
+    UNLIMITED_MESSAGES,
+)
+from cogment.endpoint import BAD_ORCHESTRATOR_ENDPOINT, GRPCS_SCHEME, parse_orchestrator_endpoint
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -49,20 +58,31 @@ from cogment.errors import (
     from_rpc_error,
     is_wrong_slot,
 )
-from cogment.settings import ActorClass, Settings
+from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClass, Settings
+from cogment.tls import FilePath, channel_credentials, explained
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 2.0  # seconds; keep it well below the trials' max_inactivity
 
-BAD_ENDPOINT = (
-    "invalid orchestrator endpoint {endpoint!r} (expected 'host:port' or 'grpc://host:port')"
-)
 CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connection"
+MIXED_SCHEMES = "orchestrators {endpoints}: call them all over TLS (grpcs://) or none"
 
-_ENDPOINT_RE = re.compile(
-    r"^(?:grpc://)?(?P<host>[^\s:/\[\]]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$"
+
+def _is_endpoint_list(endpoint: Any) -> bool:
+    return isinstance(endpoint, (list, tuple)) and all(isinstance(e, str) for e in endpoint)
+
+
+BAD_SESSION_ID = (
+    "session_id must be 1 to 128 printable ASCII characters (letters, digits, '-', '_', '.'), "
+    "got {session_id!r}"
 )
+CA_WITHOUT_TLS = (
+    "Connection: tls_ca is for an orchestrator called over TLS, at grpcs://host:port; "
+    "got {endpoint!r}"
+)
+
+_SESSION_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class TrialService(Protocol):
@@ -92,25 +112,16 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
-def parse_endpoint(endpoint: str) -> str:
-    """`host:port` or `grpc://host:port` -> `host:port`.
-
-    Raises:
-        ConfigurationError: the endpoint is not of either form.
-    """
-    match = _ENDPOINT_RE.match(endpoint.strip()) if isinstance(endpoint, str) else None
-    if match is None or not 0 < int(match.group("port")) < 65536:
-        raise ConfigurationError(BAD_ENDPOINT.format(endpoint=endpoint))
-    return f"{match.group('host')}:{match.group('port')}"
-
-
 class Connection:
     """A client's connection to an orchestrator.
 
     Args:
         cog_settings: the project's generated `cog_settings` module.
-        endpoint: `"host:port"` or `"grpc://host:port"` (the Connection opens and owns a
-            channel), a `grpc.Channel` (used, never closed), or a `TrialService` (a stub or an
+        endpoint: `"host:port"` or `"grpc://host:port"`, or `"grpcs://host:port"` over TLS
+            (the Connection opens and owns its channels); a list of them, or a name with
+            several addresses, for several orchestrators (new trials spread over them, each
+            trial's calls sent to its owner: see `cogment.client.routing`); a
+            `grpc.Channel` (used, never closed), or a `TrialService` (a stub or an
             in-memory fake, used as is).
         timeout: deadline in seconds of every unary call, `do_action` included; None (the
             default) waits as long as the orchestrator takes (`do_action` waits for every
@@ -121,9 +132,17 @@ class Connection:
         heartbeat_interval: seconds between heartbeats of a trial idle between actions;
             None disables them (the orchestrator then reaps such a trial after its
             `max_inactivity`).
+        session_id: this client's session id (default: a new uuid4). A client that comes
+            back with the session id it had (a web page reloaded, a front end restarted) can
+            `join_trial` again the slots that session holds; keep it secret like a password.
+        tls_ca: for a `grpcs://` endpoint, the PEM file of the CA certificates the
+            orchestrator's certificate is checked against (None: the system's roots); e.g.
+            the certificate itself when it is self-signed.
 
     Raises:
-        ConfigurationError: the endpoint, a duration or the settings are malformed.
+        ConfigurationError: the endpoint, a duration or the settings are malformed; a
+            `tls_ca` that cannot be read or holds no PEM certificate, or one given with an
+            endpoint that is not `grpcs://`.
 
     Its trials reach it through `interface.TrialConnection` (`ensure_open`, `call_unary`,
     `open_action_stream`, `keep_alive`, `stop_keeping_alive`, `forget_trial`,
@@ -134,11 +153,17 @@ class Connection:
     def __init__(
         self,
         cog_settings: Settings | Any,
-        endpoint: Union[str, grpc.Channel, TrialService],
+        endpoint: Union[str, Sequence[str], grpc.Channel, TrialService],
         *,
         timeout: Optional[float] = None,
         heartbeat_interval: Optional[float] = DEFAULT_HEARTBEAT_INTERVAL,
+        session_id: Optional[str] = None,
+        tls_ca: Optional[FilePath] = None,
     ) -> None:
+        if session_id is not None and (
+            not isinstance(session_id, str) or not _SESSION_ID_RE.match(session_id)
+        ):
+            raise ConfigurationError(BAD_SESSION_ID.format(session_id=session_id))
         if heartbeat_interval is not None and heartbeat_interval <= 0:
             raise ConfigurationError(
                 f"heartbeat_interval must be a positive number of seconds or None, got {heartbeat_interval!r}"
@@ -154,21 +179,37 @@ class Connection:
                     "generated cog_settings module"
                 )
         self._settings = cog_settings
-        self._channel: Optional[grpc.Channel] = None
-        if isinstance(endpoint, str):
-            self._endpoint = parse_endpoint(endpoint)
-            self._channel = grpc.insecure_channel(self._endpoint, options=UNLIMITED_MESSAGES)
-            self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
+        self._owns_channels = False
+        self._secure = False
+        self._credentials: Optional[grpc.ChannelCredentials] = None
+        if isinstance(endpoint, str) or _is_endpoint_list(endpoint):
+            texts = [endpoint] if isinstance(endpoint, str) else list(endpoint)  # type: ignore[arg-type]
+            if not texts:
+                raise ConfigurationError(BAD_ORCHESTRATOR_ENDPOINT.format(endpoint=endpoint))
+            parsed = [parse_orchestrator_endpoint(text) for text in texts]
+            self._secure = parsed[0].secure
+            if any(p.secure != self._secure for p in parsed):
+                raise ConfigurationError(MIXED_SCHEMES.format(endpoints=texts))
+            if self._secure:
+                self._credentials = channel_credentials(tls_ca)
+            elif tls_ca is not None:
+                raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
+            scheme = GRPCS_SCHEME if self._secure else ""
+            self._endpoint = ", ".join(scheme + p.address for p in parsed)
+            self._owns_channels = True
+            self._routes = Routes(parsed, self._open_channel)
+        elif tls_ca is not None:
+            raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"
-            self._stub = orchestrator_pb2_grpc.TrialStub(endpoint)
+            self._routes = Routes.through(orchestrator_pb2_grpc.TrialStub(endpoint))
         elif hasattr(endpoint, "Action") and hasattr(endpoint, "Start"):
             self._endpoint = f"<{type(endpoint).__name__}>"
-            self._stub = endpoint
+            self._routes = Routes.through(endpoint)
         else:
-            raise ConfigurationError(BAD_ENDPOINT.format(endpoint=endpoint))
+            raise ConfigurationError(BAD_ORCHESTRATOR_ENDPOINT.format(endpoint=endpoint))
         self._timeout = timeout
-        self._session_id = str(uuid.uuid4())
+        self._session_id = session_id or str(uuid.uuid4())
         self._metadata = ((SESSION_ID_METADATA, self._session_id),)
         self._lock = threading.Lock()
         self._state = ConnectionState.OPEN
@@ -184,12 +225,14 @@ class Connection:
 
     @property
     def endpoint(self) -> str:
-        """The orchestrator's `host:port` (or a label for a channel/service passed in)."""
+        """The orchestrator's `host:port`, `grpcs://host:port` over TLS (or a label for a
+        channel/service passed in)."""
         return self._endpoint
 
     @property
     def session_id(self) -> str:
-        """This connection's uuid, sent as gRPC metadata `session_id` with every call."""
+        """This connection's session id (a uuid4 unless one was given), sent as gRPC metadata
+        `session_id` with every call."""
         return self._session_id
 
     @property
@@ -265,7 +308,9 @@ class Connection:
                 )
             request.config.SetInParent()  # present, even when all its fields are defaults
             request.config.content = trial_cfg.SerializeToString()
-        reply = self.call_unary("Start", request)
+        stub = self._routes.for_call("Start", request)  # the next orchestrator, with several
+        reply = self._call("Start", request, self._timeout, self._metadata, stub)
+        self._routes.started(reply.trial_id, stub)
         try:
             trial = ClientTrial(self, actor_class, reply, trial_cfg)
         except BaseException:
@@ -287,6 +332,11 @@ class Connection:
         self, actor_class: ActorClass | str, trial_id: str, actor_id: int
     ) -> ClientTrial:
         """Joins the `human` slot `actor_id` of a running trial.
+
+        A slot this connection's `session_id` already holds (it started the trial, or joined
+        the slot before) can be joined again: a client that lost its connection and came
+        back with the same `session_id` takes its slot back, with the observation of the
+        tick the trial waits on.
 
         Raises:
             ConfigurationError: the slot is not of `actor_class`.
@@ -341,8 +391,7 @@ class Connection:
             stream.cancel()
         if self._heartbeat is not None:
             self._heartbeat.stop(timeout=0)
-        if self._channel is not None:
-            self._channel.close()  # cancels a heartbeat in flight
+        self._routes.close()  # the channels it opened; cancels a heartbeat in flight
         if self._heartbeat is not None:
             self._heartbeat.join(5.0)
 
@@ -377,23 +426,33 @@ class Connection:
         deadline = self._timeout if isinstance(timeout, UseConnectionTimeout) else timeout
         return self._call(method, request, deadline, self._metadata)
 
-    def _call(self, method: str, request: Any, deadline: Optional[float], metadata: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        request: Any,
+        deadline: Optional[float],
+        metadata: Any,
+        stub: Any = None,
+    ) -> Any:
         self.ensure_open()
+        if stub is None:
+            stub = self._routes.for_call(method, request)
         try:
-            return getattr(self._stub, method)(request, timeout=deadline, metadata=metadata)
+            return getattr(stub, method)(request, timeout=deadline, metadata=metadata)
         except grpc.RpcError as error:
             # one traceback for the user, not gRPC's internals first: the original's debug
             # string stays in `details`
             raise self._translate(error, debug=True) from None
 
-    def open_action_stream(self, requests: Iterator[Any]) -> _ReplyStream:
-        """Opens an ActionStream fed by `requests`; `close()` cancels it.
+    def open_action_stream(self, requests: Iterator[Any], trial_id: str = "") -> _ReplyStream:
+        """Opens an ActionStream about `trial_id` fed by `requests` (to its owner);
+        `close()` cancels it.
 
         Raises:
             LifecycleError: the connection is closed.
         """
         self.ensure_open()
-        call = self._stub.ActionStream(requests, metadata=self._metadata)
+        call = self._routes.for_trial(trial_id).ActionStream(requests, metadata=self._metadata)
         stream = _ReplyStream(call, self._translate, self._stream_done)
         with self._lock:
             closed = self._state is ConnectionState.CLOSED
@@ -418,6 +477,7 @@ class Connection:
         """Drops a trial that is over from `trials`."""
         with self._lock:
             self._trials = [t for t in self._trials if t is not trial]
+        self._routes.forget(getattr(trial, "id", ""))
 
     def end_in_background(self, trial_id: str) -> None:
         """Ends a trial on the orchestrator from a daemon thread, best effort (bounded by the
@@ -440,12 +500,25 @@ class Connection:
         translated = from_rpc_error(error)
         code, message = translated.code, translated.message
         if code is grpc.StatusCode.UNAVAILABLE:
-            message = UNREACHABLE.format(endpoint=self._endpoint, details=message)
+            # a TLS mismatch (a plaintext call to a TLS port, an untrusted certificate) is
+            # said first
+            details_text = explained(message, self._secure) if self._owns_channels else message
+            message = UNREACHABLE.format(endpoint=self._endpoint, details=details_text)
         elif code is grpc.StatusCode.CANCELLED and self.is_closed:
             message = CONNECTION_CLOSED.format(endpoint=self._endpoint)
         debug_string = getattr(error, "debug_error_string", None) if debug else None
         details = debug_string() if callable(debug_string) else None
         return type(translated)(code, message, details)
+
+    def _open_channel(self, target: str, balanced: bool) -> grpc.Channel:
+        """A channel to an orchestrator (TLS like the ones given; `balanced`: spread calls
+        over the addresses of a DNS name)."""
+        options: list[tuple[str, Any]] = [*UNLIMITED_MESSAGES, *FAST_RECONNECT]
+        if balanced:
+            options.append(("grpc.lb_policy_name", "round_robin"))
+        if self._credentials is not None:
+            return grpc.secure_channel(target, self._credentials, options=options)
+        return grpc.insecure_channel(target, options=options)
 
     def _stream_done(self, stream: _ReplyStream) -> None:
         with self._lock:
@@ -466,7 +539,9 @@ class Connection:
             found = classes.get(actor_class)
             if found is None:
                 raise ConfigurationError(
-                    f"unknown actor class {actor_class!r} (declared: {', '.join(classes.ids)})"
+                    UNKNOWN_ACTOR_CLASS.format(
+                        actor_class=actor_class, declared=", ".join(classes.ids)
+                    )
                 )
             return found
         if not isinstance(actor_class, ActorClass) or classes.get(actor_class.id) is None:

@@ -16,6 +16,7 @@ and the end of a stream the connection cancelled is not an end of the trial.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from cogment.client.ending import (
     REASON_ORCHESTRATOR,
     REASON_STREAM_CLOSED,
     REASON_TIMED_OUT,
+    REASON_UNKNOWN,
     TrialEnd,
     classify,
     failure,
@@ -43,6 +45,7 @@ from cogment.errors import (
     LifecycleError,
     TrialEndedError,
     TrialError,
+    is_unknown_trial,
     trial_end_reason,
 )
 
@@ -110,7 +113,7 @@ class Contact:
             self._connection.keep_alive(self)
             return
         watcher = ActionStream(
-            self._connection.open_action_stream,
+            functools.partial(self._connection.open_action_stream, trial_id=self._id),
             self._on_watch_event,
             name=f"cogment-watch-{self._id}",
         )
@@ -224,7 +227,7 @@ class Contact:
             if self._stream is not None and not self._stream.closed:
                 return
             self._stream = ActionStream(
-                self._connection.open_action_stream,
+                functools.partial(self._connection.open_action_stream, trial_id=self._id),
                 self._on_stream_event,
                 name=f"cogment-stream-{self._id}",
             )
@@ -257,6 +260,8 @@ class Contact:
         if isinstance(error, TrialError):  # ABORTED, or NOT_FOUND for a failed trial
             self.finish(trial_end_reason(error.message), error=error)
             return error
+        if is_unknown_trial(error.code, error.message):  # no record of it: it was lost
+            return self._fail(REASON_UNKNOWN.format(endpoint=self._connection.endpoint), error)
         if error.code is grpc.StatusCode.NOT_FOUND:
             reason = trial_end_reason(error.message)
             self.finish(reason)

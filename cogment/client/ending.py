@@ -32,6 +32,10 @@ REASON_CLIENT = "ended by this client"
 REASON_STREAM_CLOSED = "the orchestrator closed the action stream"
 UNREACHABLE = "cannot reach the orchestrator at {endpoint}: {details}"
 REASON_LOST = "lost the orchestrator at {endpoint}: {details}"
+REASON_UNKNOWN = (
+    "the orchestrator at {endpoint} does not know the trial (it restarted, or another "
+    "orchestrator answers there)"
+)
 REASON_TIMED_OUT = (
     "do_action timed out after {timeout:g} s; the trial's state is unknown (the action may "
     "have been applied), so this client ended it"

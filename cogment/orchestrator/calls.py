@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, Optional
 
 from cogment.api import agent_pb2, environment_pb2
@@ -12,6 +12,21 @@ from cogment.api import agent_pb2, environment_pb2
 from .actors import Actor
 
 log = logging.getLogger("cogment.orchestrator")
+
+
+def consume(future: asyncio.Future[Any]) -> None:
+    """Retrieves the outcome of a done future (so asyncio never reports an exception nobody
+    retrieved: whoever awaits it still gets it)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def spawn(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """A task of the trial's: its failure is raised to whoever awaits it, and never reported
+    as unretrieved when nobody does (the trial ended first)."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    task.add_done_callback(consume)
+    return task
 
 
 def discard(step: Any) -> None:

@@ -2,6 +2,7 @@
 
 cogment orchestrator [--file cogment.yaml] [--port 9000] [--host 127.0.0.1]
                      [--log-level info] [--response-timeout 60] [--max-message-mb 64]
+                     [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
+from cogment.endpoint import GRPCS_SCHEME, host_port
 from cogment.errors import ConfigurationError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -66,6 +68,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         default=60.0,
         help="deadline of every call to a service, in seconds (60)",
     )
+    parser.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        help="the address clients and other orchestrators reach this one at, put into the "
+        "ids of its trials (default: the bound address)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve TLS with this PEM certificate (chain); needs --tls-key",
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", help="the PEM private key of --tls-cert (unencrypted)"
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="PEM CA certificates checking the services called at grpcs:// endpoints "
+        "(default: the system's roots)",
+    )
     return parser
 
 
@@ -78,10 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace, settings: object) -> None:
+    from .datalog import describe
     from .service import OrchestratorServer
 
     server = OrchestratorServer(
-        settings, response_timeout=args.response_timeout, max_message_mb=args.max_message_mb
+        settings,
+        response_timeout=args.response_timeout,
+        max_message_mb=args.max_message_mb,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+        tls_names=("--tls-cert", "--tls-key"),
+        advertise=args.advertise,
     )
     port = await server.start(args.host, args.port)
     stop = asyncio.Event()
@@ -90,7 +120,11 @@ async def _serve(args: argparse.Namespace, settings: object) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
             loop.add_signal_handler(sig, stop.set)
     project = getattr(settings, "project_file", args.file)
-    print(f"orchestrator listening on {args.host}:{port} (project: {project})", flush=True)
+    where = host_port(args.host, port)
+    if server.tls:
+        where = GRPCS_SCHEME + where
+    recording = f"; {describe(server.datalog)}" if server.datalog is not None else ""
+    print(f"orchestrator listening on {where} (project: {project}{recording})", flush=True)
     try:
         await stop.wait()
     finally:

@@ -17,7 +17,9 @@ from typing import Callable, Optional, Protocol, Union
 import grpc
 
 from cogment.api import orchestrator_pb2
+from cogment.endpoint import GRPCS_SCHEME
 from cogment.errors import StatusError
+from cogment.tls import explained
 
 from . import status
 from .humans import OVER_REPLY, Aborted, Reply
@@ -44,12 +46,16 @@ class Waiters(Protocol):
 
 
 def service_failure(where: str, method: str, error: BaseException, timeout: float) -> StatusError:
-    """The failure (ABORTED: it ends the trial) of the call `method` on the service `where`."""
+    """The failure (ABORTED: it ends the trial) of the call `method` on the service `where`
+    (which ends with the service's endpoint); what it says of TLS comes first."""
     if isinstance(error, StatusError):
         return error
     if isinstance(error, grpc.aio.AioRpcError):
         code = error.code()
-        text = f"{code.name}: {error.details()}"
+        details = error.details() or ""
+        if code == grpc.StatusCode.UNAVAILABLE:
+            details = explained(details, secure=GRPCS_SCHEME in where)
+        text = f"{code.name}: {details}"
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             text += f" (no answer within {timeout:g} s)"
     else:
@@ -133,9 +139,10 @@ class TrialEnd:
         log.error("trial %s: internal error", self._trial_id, exc_info=error)
         self.finish(f"orchestrator internal error: {error!r}", failed=True)
 
-    def end(self, reason: str) -> None:
-        """Ends the trial from outside its task (a client's End, inactivity, shutdown)."""
-        if self.finish(reason):
+    def end(self, reason: str, *, failed: bool = False) -> None:
+        """Ends the trial from outside its task (a client's End, inactivity, shutdown, a
+        failed datalog)."""
+        if self.finish(reason, failed=failed):
             self._interrupt()
 
     def tell_clients(self) -> None:

@@ -3,6 +3,10 @@
 A client's action for the current tick is filed with `submit`, which returns the future the
 client's call waits on; the tick loop waits on `ready` (every slot has acted), then answers
 each slot with `deliver`. A slot has at most one action pending.
+
+A slot whose class observes deltas keeps its observations since the last snapshot
+(`Observations`), so that a client joining it again (with the session id that holds it) gets
+its full observation, not a delta it cannot apply.
 """
 
 from __future__ import annotations
@@ -48,10 +52,66 @@ Reply = Union[bytes, Last, orchestrator_pb2.TrialActionReply, Aborted]
 OVER_REPLY = orchestrator_pb2.TrialActionReply(trial_is_over=True)
 
 
+FOLD_AFTER = 32  # deltas kept before they are applied to the slot's last snapshot
+
+
+class Observations:
+    """A delta-observing human slot's observations since its last snapshot (at most
+    FOLD_AFTER deltas: then they are applied to it), for a client that joins the slot again."""
+
+    __slots__ = ("_actor", "_deltas", "_snapshot", "broken")
+
+    def __init__(self, actor: Actor) -> None:
+        self._actor = actor
+        self._snapshot: Optional[bytes] = None  # a serialized observation space; None: empty
+        self._deltas: list[bytes] = []
+        self.broken = False  # the delta-apply function failed: no full observation to give
+
+    def add(self, data: Any) -> None:
+        """Takes in the slot's serialized ObservationData of a tick."""
+        content, snapshot = b"", False
+        for number, _wire_type, value in wire.fields(data):
+            if number == 1:
+                content = bytes(value)
+            elif number == 2:
+                snapshot = bool(value)
+        if snapshot:
+            self._snapshot, self._deltas, self.broken = content, [], False
+        elif not self.broken:
+            self._deltas.append(content)
+            if len(self._deltas) >= FOLD_AFTER:
+                self._fold()
+
+    def full(self) -> Optional[bytes]:
+        """The slot's current full observation, serialized (None when it cannot be built)."""
+        self._fold()
+        return None if self.broken else (self._snapshot or b"")
+
+    def _fold(self) -> None:
+        if not self._deltas or self.broken:
+            return
+        actor_class = self._actor.actor_class
+        try:
+            observation = actor_class.observation_space.FromString(self._snapshot or b"")
+            for content in self._deltas:
+                delta = actor_class.observation_delta.FromString(content)
+                observation = apply_delta(actor_class, observation, delta)
+            self._snapshot = observation.SerializeToString()
+        except Exception as error:  # the user's delta-apply function: say it, go on without
+            log.warning(
+                "actor %d: cannot apply its observation deltas (%r): a client joining it "
+                "again gets the delta only",
+                self._actor.id,
+                error,
+            )
+            self.broken = True
+        self._deltas = []
+
+
 class HumanSlot:
     """A human actor: whether a client holds it, and its action for the current tick."""
 
-    __slots__ = ("action", "actor", "joined", "session_ids", "waiter")
+    __slots__ = ("action", "actor", "joined", "observations", "session_ids", "waiter")
 
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
@@ -59,6 +119,7 @@ class HumanSlot:
         self.action: Optional[bytes] = None  # the action for the current tick, once sent
         self.waiter: Optional[asyncio.Future[Reply]] = None  # resolved with the next reply
         self.session_ids: list[str] = []
+        self.observations = Observations(actor) if actor.actor_class.has_distinct_delta else None
 
 
 class Humans:
@@ -104,13 +165,15 @@ class Humans:
     def hold(self, slot: HumanSlot, session_id: str) -> None:
         """Gives `slot` to the client of `session_id`."""
         slot.joined = True
-        if session_id:
+        if session_id and session_id not in slot.session_ids:
             slot.session_ids.append(session_id)
         self.last_activity = self._loop.time()
 
     def join(self, actor_id: int, session_id: str, actor_class: str = "") -> HumanSlot:
-        """A client joins the free human slot `actor_id`; when it says which class it plays
-        (`actor_class`, "" when it does not), the slot must be of that class."""
+        """A client joins the free human slot `actor_id`, or takes back the slot its session
+        holds (a client that lost its connection and came back with its session id); when
+        it says which class it plays (`actor_class`, "" when it does not), the slot must be
+        of that class."""
         slot = self.slot(actor_id)
         slot_class = slot.actor.actor_class.id
         if actor_class and actor_class != slot_class:
@@ -122,10 +185,15 @@ class Humans:
                     requested=actor_class,
                 )
             )
-        if slot.joined:
+        if slot.joined and not (session_id and session_id in slot.session_ids):
             raise status.failed_precondition(
                 status.ALREADY_JOINED.format(trial_id=self._trial_id, actor_id=actor_id)
             )
+        if slot.waiter is not None and not slot.waiter.done():
+            # the session's previous connection is gone: its pending call is abandoned (the
+            # action it filed stays, and the client may send it again)
+            slot.waiter.cancel()
+            slot.waiter = None
         self.hold(slot, session_id)
         return slot
 
@@ -154,6 +222,13 @@ class Humans:
             if self._missing == 0 and not self.ready.done():
                 self.ready.set_result(None)
         return waiter
+
+    def record(self, observations: list[Any], index: list[int]) -> None:
+        """Takes in a tick's observations (serialized ObservationData, `index`: by actor id)
+        for the slots that keep theirs."""
+        for slot in self.slots:
+            if slot.observations is not None:
+                slot.observations.add(observations[index[slot.actor.id]])
 
     def actions_into(self, actions: list[bytes]) -> None:
         for slot in self.slots:
@@ -233,9 +308,15 @@ class Humans:
         return candidates[0]
 
 
-def make_snapshot(actor: Actor, data: common_pb2.ObservationData) -> None:
-    """Turns a delta into a snapshot: the delta applied to the class's empty observation
-    (a delta at the tick a human joins on can only be relative to the start)."""
+def make_snapshot(slot: HumanSlot, data: common_pb2.ObservationData) -> None:
+    """Turns the delta of the slot's current observation into a snapshot: its kept
+    observations, else the delta applied to the class's empty observation."""
+    actor = slot.actor
+    kept = slot.observations.full() if slot.observations is not None else None
+    if kept is not None:
+        data.content = kept
+        data.snapshot = True
+        return
     actor_class = actor.actor_class
     try:
         delta = actor_class.observation_delta.FromString(data.content)

@@ -7,8 +7,9 @@ from typing import Any, Optional
 from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
-from cogment.constants import HUMAN_ENDPOINT, MAX_ACTORS
-from cogment.settings import ActorClassList, is_grpc_endpoint
+from cogment.constants import MAX_ACTORS
+from cogment.endpoint import GRPC_ENDPOINT_FORMS, is_actor_endpoint, is_grpc_endpoint
+from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClassList
 
 from .ending import service_failure
 from .runtime import Runtime
@@ -34,7 +35,7 @@ def problems(params: common_pb2.TrialParams, settings: Any) -> list[str]:
     if not env.endpoint:
         found.append("environment.endpoint is missing")
     elif not is_grpc_endpoint(env.endpoint):
-        found.append(f"environment.endpoint {env.endpoint!r} is not grpc://host:port")
+        found.append(f"environment.endpoint {env.endpoint!r} is not {GRPC_ENDPOINT_FORMS}")
     error = _parses(settings.environment.config_type, env.config.content)
     if error:
         found.append(f"environment.config {error}")
@@ -52,13 +53,15 @@ def problems(params: common_pb2.TrialParams, settings: Any) -> list[str]:
         actor_class = classes.get(actor.actor_class)
         if actor_class is None:
             found.append(
-                f"actors[{i}].actor_class: unknown actor class {actor.actor_class!r} "
-                f"(declared: {', '.join(classes.ids)})"
+                f"actors[{i}].actor_class: "
+                + UNKNOWN_ACTOR_CLASS.format(
+                    actor_class=actor.actor_class, declared=", ".join(classes.ids)
+                )
             )
             continue
-        if actor.endpoint != HUMAN_ENDPOINT and not is_grpc_endpoint(actor.endpoint):
+        if not is_actor_endpoint(actor.endpoint):
             found.append(
-                f"actors[{i}].endpoint {actor.endpoint!r} is not 'human' or grpc://host:port"
+                f"actors[{i}].endpoint {actor.endpoint!r} is not 'human', {GRPC_ENDPOINT_FORMS}"
             )
         error = _parses(actor_class.config_type, actor.config.content)
         if error:

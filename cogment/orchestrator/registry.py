@@ -10,7 +10,7 @@ import asyncio
 import collections
 import logging
 
-from cogment.errors import TRIAL_ENDED, TRIAL_FAILED
+from cogment.errors import TRIAL_ENDED, TRIAL_FAILED, TRIAL_NOT_FOUND
 
 from . import status
 from .tick import Trial
@@ -50,7 +50,7 @@ class Registry:
             return trial
         ended = self._ended.get(trial_id)
         if ended is None:
-            raise status.not_found(status.TRIAL_NOT_FOUND.format(trial_id=trial_id))
+            raise status.not_found(TRIAL_NOT_FOUND.format(trial_id=trial_id))
         self._ended.move_to_end(trial_id)
         reason, failed = ended
         wording = TRIAL_FAILED if failed else TRIAL_ENDED

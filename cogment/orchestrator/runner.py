@@ -11,8 +11,11 @@ from typing import Any, Optional, Union
 
 from cogment.api import common_pb2
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
+from cogment.endpoint import GRPCS_SCHEME, host_port
 from cogment.errors import CogmentError
 from cogment.lifecycle import Lifecycle, misuse
+from cogment.settings import DatalogSettings
+from cogment.tls import FilePath
 
 from .service import OrchestratorServer
 
@@ -37,7 +40,12 @@ class Orchestrator:
     ```
 
     The gRPC server runs on its own event loop in one background thread, whatever the
-    number of trials.
+    number of trials. Over TLS (`tls_cert` and `tls_key`), `endpoint` is `grpcs://host:port`:
+
+    ```python
+    with cogment.Orchestrator(cog_settings, tls_cert="cert.pem", tls_key="key.pem") as orch:
+        conn = Connection(cog_settings, orch.endpoint, tls_ca="cert.pem")
+    ```
 
     Args:
         settings_or_yaml_path: a generated cog_settings module, or the path of cogment.yaml.
@@ -46,8 +54,20 @@ class Orchestrator:
         response_timeout: deadline of every call to a service, in seconds.
         default_trial_params: replaces the project's default trial parameters.
         pre_hooks: replaces the project's pre-trial hook endpoints (`[]` for none).
-        datalog_endpoint: replaces the project's datalog url (`""` for none).
+        datalog: replaces the project's `datalog:` section, e.g.
+            `DatalogSettings("sqlite", path="trials.db")` (`DatalogSettings("none")`: off).
+        datalog_endpoint: a shorthand for a grpc datalog at that url (`""` for none).
         max_message_mb: the largest message a client may send, in MiB (None: no limit).
+        tls_cert, tls_key: PEM files of the certificate (chain) and the private key the port
+            serves TLS with (both or neither; neither: plaintext).
+        tls_ca: PEM file of the CA certificates that the services called at `grpcs://`
+            endpoints are checked against (None: the system's roots).
+        advertise: the `host:port` clients and other orchestrators reach this one at, put
+            into its trials' ids (default: `host:port` as bound).
+
+    Raises:
+        ConfigurationError: a bad argument, a project that does not load, or TLS files that
+            cannot be used (one line naming the file).
     """
 
     def __init__(
@@ -60,7 +80,12 @@ class Orchestrator:
         *,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        datalog: Optional[DatalogSettings] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_ca: Optional[FilePath] = None,
+        advertise: Optional[str] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -71,7 +96,12 @@ class Orchestrator:
             default_trial_params=default_trial_params,
             pre_hooks=pre_hooks,
             datalog_endpoint=datalog_endpoint,
+            datalog=datalog,
             max_message_mb=max_message_mb,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=tls_ca,
+            advertise=advertise,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -87,8 +117,19 @@ class Orchestrator:
 
     @property
     def endpoint(self) -> str:
-        """`host:port`, what a client connects to."""
-        return f"{self.host}:{self.port}"
+        """What a client connects to: `host:port`, or `grpcs://host:port` over TLS."""
+        address = host_port(self.host, self.port)
+        return GRPCS_SCHEME + address if self.tls else address
+
+    @property
+    def tls(self) -> bool:
+        """True when the port serves TLS."""
+        return self._server.tls
+
+    @property
+    def advertised(self) -> str:
+        """The `host:port` put into the ids of this orchestrator's trials (once started)."""
+        return self._server.advertised
 
     @property
     def trial_count(self) -> int:
@@ -134,12 +175,13 @@ class Orchestrator:
         await self._stop_event.wait()
         await self._server.stop()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ends every running trial (calling End on its services) and stops serving
-        (idempotent).
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Ends every running trial (calling End on its services), stores what the datalog
+        queued, and stops serving (idempotent); waits at most `timeout` s (by default, as
+        long as the response timeout lets the services and the datalog take).
 
         Raises:
-            CogmentError: it did not stop within `timeout` seconds.
+            CogmentError: it did not stop within that time.
         """
         if self._state is not Lifecycle.STARTED:
             self._state = Lifecycle.STOPPED
@@ -150,9 +192,10 @@ class Orchestrator:
             with contextlib.suppress(RuntimeError):  # the loop already finished
                 loop.call_soon_threadsafe(event.set)
         if thread is not None:
-            thread.join(timeout)
+            limit = self._server.stop_timeout if timeout is None else timeout
+            thread.join(limit)
             if thread.is_alive():
-                raise CogmentError(f"the orchestrator did not stop within {timeout:g} s")
+                raise CogmentError(f"the orchestrator did not stop within {limit:g} s")
 
     def __enter__(self) -> Orchestrator:
         return self.start()

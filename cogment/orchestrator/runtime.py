@@ -8,17 +8,19 @@ from typing import Any, Optional
 
 from cogment.api import common_pb2
 
+from .datalog import Recorder
 from .endpoints import Endpoints
 
 
 @dataclasses.dataclass
 class Runtime:
-    """The project, the channels to its services, the defaults and the deadlines."""
+    """The project, the channels to its services, the defaults, the deadlines, and the
+    recorder of the datalog (None: trials are not recorded)."""
 
     settings: Any
     endpoints: Endpoints
     default_params: common_pb2.TrialParams
     pre_hooks: Sequence[str]
-    datalog_endpoint: Optional[str]
+    recorder: Optional[Recorder]
     response_timeout: float
     end_timeout: float

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
@@ -25,13 +24,20 @@ from cogment.constants import (
     SESSION_ID_METADATA,
     message_size_options,
 )
+from cogment.endpoint import host_port, parse_grpc_endpoint
 from cogment.errors import ConfigurationError, StatusError
+from cogment.ownership import default_advertised, new_trial_id
+from cogment.settings import DatalogSettings
+from cogment.tls import FilePath, server_credentials
 from cogment.version import version_entries
 
 from . import params as trial_params
 from . import status, wire
+from .calls import consume
+from .datalog import make_recorder
 from .ending import ENDED_BY_CLIENT, SHUTDOWN
 from .endpoints import Endpoints
+from .forwarding import Forwarder
 from .humans import Aborted, Last, Reply
 from .registry import Registry
 from .runtime import Runtime
@@ -91,7 +97,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
             trial_params.client_config(self._runtime.settings, config)
         trial = Trial(
             self._runtime,
-            str(uuid.uuid4()),
+            new_trial_id(self._server.advertised),
             request.user_id,
             config,
             _session_id(context),
@@ -103,14 +109,26 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
             raise result
         return result
 
+    async def _forwarded(self, method: str, request: Any, context: Any) -> Optional[bytes]:
+        """The owner's reply when another orchestrator owns the trial (None: ours)."""
+        forwarder = self._server.forwarder
+        owner = forwarder.owner(request.trial_id, context)
+        if owner is None:
+            return None
+        return await forwarder.unary(owner, method, request, context)
+
     @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("Join", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         actor_class = _metadata(context, ACTOR_CLASS_METADATA)
         return trial.join(request.actor_id, _session_id(context), actor_class)
 
     @async_handler
     async def End(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("End", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         trial.end.end(ENDED_BY_CLIENT)
         await trial.wait_closed(self._runtime.end_timeout + 1.0)  # its services got their End
@@ -118,6 +136,8 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
 
     @async_handler
     async def Action(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("Action", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         reply = await trial.humans.submit(request.actor_id, request.action.content)
         return _answer(reply)
@@ -142,6 +162,13 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
                     except StopAsyncIteration:
                         return
                     check_request(request)
+                    if trial is None:
+                        owner = self._server.forwarder.owner(request.trial_id, context)
+                        if owner is not None:  # another orchestrator's trial: relay it all
+                            relay = self._server.forwarder.stream(owner, request, requests, context)
+                            async for relayed in relay:
+                                yield relayed
+                            return
                     trial = self._registry.get(request.trial_id)
                     if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
                         reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
@@ -156,30 +183,30 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         finally:
             # a client that goes away while idle is not an error: its pending read is dropped
             if next_request is not None:
-                next_request.add_done_callback(_consume)
+                next_request.add_done_callback(consume)
                 next_request.cancel()
 
     @async_handler
     async def Heartbeat(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("Heartbeat", request, context)) is not None:
+            return forwarded
         self._registry.get(request.trial_id).humans.heartbeat()
         return orchestrator_pb2.TrialHeartbeatReply()
 
     @async_handler
     async def GiveFeedback(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("GiveFeedback", request, context)) is not None:
+            return forwarded
         self._registry.get(request.trial_id).give_feedback(request.feedbacks)
         return orchestrator_pb2.TrialFeedbackReply()
 
     @async_handler
     async def SendMessage(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("SendMessage", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    """Retrieves the outcome of a future nobody awaits (so asyncio does not report it)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _answer(reply: Reply) -> Any:
@@ -198,9 +225,22 @@ class OrchestratorServer:
         response_timeout: deadline of every call to a service, in seconds.
         default_trial_params: replaces `settings.default_trial_params`.
         pre_hooks: replaces `settings.pre_hooks`.
-        datalog_endpoint: replaces `settings.datalog.url` ("" turns the datalog off).
+        datalog: replaces `settings.datalog` (`DatalogSettings(type="none")` turns it off).
+        datalog_endpoint: a shorthand for a grpc `datalog` at that url ("" turns it off).
         max_message_mb: the largest message a client may send, in MiB (None: no limit); a
             larger one is refused with RESOURCE_EXHAUSTED. Replies are not limited.
+        tls_cert, tls_key: PEM files of the certificate (chain) and private key the port for
+            clients serves TLS with (both or neither; neither: plaintext).
+        tls_ca: PEM file of the CA certificates that `grpcs://` services are checked against
+            (None: the system's roots).
+        tls_names: how the caller names tls_cert and tls_key (in the error when only one is
+            given).
+        advertise: the `host:port` other orchestrators and clients reach this one at, put
+            into the ids of its trials (`cogment.ownership`); default: the bound address (a
+            wildcard host replaced by this machine's name).
+
+    Raises:
+        ConfigurationError: a bad argument, or TLS files that cannot be used (named).
     """
 
     def __init__(
@@ -210,7 +250,13 @@ class OrchestratorServer:
         default_trial_params: Optional[common_pb2.TrialParams] = None,
         pre_hooks: Optional[Sequence[str]] = None,
         datalog_endpoint: Optional[str] = None,
+        datalog: Optional[DatalogSettings] = None,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
+        tls_cert: Optional[FilePath] = None,
+        tls_key: Optional[FilePath] = None,
+        tls_ca: Optional[FilePath] = None,
+        tls_names: tuple[str, str] = ("tls_cert", "tls_key"),
+        advertise: Optional[str] = None,
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
@@ -226,20 +272,35 @@ class OrchestratorServer:
                 default_trial_params = common_pb2.TrialParams()
         if pre_hooks is None:
             pre_hooks = list(getattr(settings, "pre_hooks", None) or ())
-        if datalog_endpoint is None:
+        if datalog is None and datalog_endpoint is not None:
+            datalog = DatalogSettings("grpc", url=datalog_endpoint) if datalog_endpoint else None
+        elif datalog is None:
             datalog = getattr(settings, "datalog", None)
-            datalog_endpoint = datalog.url if datalog is not None else None
+        self._credentials = server_credentials(tls_cert, tls_key, tls_names)
+        self.tls_cert = None if tls_cert is None else str(tls_cert)
         self.registry = Registry()
-        self.endpoints = Endpoints()
+        self.endpoints = Endpoints(tls_ca)
+        self.datalog = datalog if datalog is not None and datalog.type != "none" else None
+        self.recorder = (
+            make_recorder(self.datalog, self.endpoints, float(response_timeout))
+            if self.datalog is not None
+            else None
+        )
         self.runtime = Runtime(
             settings=settings,
             endpoints=self.endpoints,
             default_params=default_trial_params,
             pre_hooks=list(pre_hooks),
-            datalog_endpoint=datalog_endpoint or None,
+            recorder=self.recorder,
             response_timeout=float(response_timeout),
             end_timeout=min(float(response_timeout), END_TIMEOUT_CAP),
         )
+        if advertise is not None and parse_grpc_endpoint(advertise, scheme_optional=True) is None:
+            raise ConfigurationError(f"advertise: {advertise!r} is not host:port")
+        self._advertise = advertise
+        self.advertised = ""
+        """The `host:port` this orchestrator names as its trials' owner (once started)."""
+        self.forwarder = Forwarder("", self.endpoints.channel, self.tls)
         self.stopping = False
         self.port = 0
         self._server: Optional[grpc.aio.Server] = None
@@ -248,9 +309,10 @@ class OrchestratorServer:
         """Binds `host:port` (0: a free port) and serves. Returns the port.
 
         Raises:
-            ConfigurationError: the address cannot be bound (in use, bad host...).
+            ConfigurationError: the address cannot be bound (in use, bad host...), or the
+                datalog's store cannot be opened.
         """
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = host_port(host, port)
         if port:  # a clear error before grpc logs its own
             _check_bindable(host, port, address)
         server = grpc.aio.server(
@@ -259,26 +321,60 @@ class OrchestratorServer:
         # replies may be bytes already encoded by `wire` (the hot path) as well as messages
         add_service(server, _TRIAL_SERVICE, TrialServicer(self), wire.serialize)
         try:
-            bound = server.add_insecure_port(address)
+            if self._credentials is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, self._credentials)
         except RuntimeError:
             bound = 0
         if not bound:
             await server.stop(None)
             raise ConfigurationError(f"cannot listen on {address}: address in use or invalid")
+        if self.recorder is not None:
+            try:
+                await self.recorder.open()
+            except BaseException:
+                await server.stop(None)
+                raise
         await server.start()
         self._server = server
         self.port = bound
+        self.advertised = self._advertise or default_advertised(host, bound)
+        self.forwarder = Forwarder(self.advertised, self.endpoints.channel, self.tls)
+        if self.tls:
+            log.info("serving TLS on %s (certificate %s)", host_port(host, bound), self.tls_cert)
         return bound
 
+    @property
+    def tls(self) -> bool:
+        """True when the port for clients serves TLS."""
+        return self._credentials is not None
+
     async def stop(self, grace: float = 1.0) -> None:
-        """Ends every running trial (End on its services), then stops serving."""
+        """Ends every running trial (End on its services), stores every sample the datalog
+        accepted (waiting at most the response timeout), then stops serving."""
         if self.stopping:
             return
         self.stopping = True
         await self.registry.shutdown(SHUTDOWN, timeout=self.runtime.end_timeout + 2.0)
+        if self.recorder is not None and self._server is not None:
+            pending = self.recorder.pending()
+            if pending:
+                log.info("datalog %s: storing %d queued samples", self.recorder.where, pending)
+            await self.recorder.close(self.runtime.response_timeout)
         if self._server is not None:
             await self._server.stop(grace)
+            # the grpc server refers back to this object (through its servicer): dropped
+            # now, not by a late garbage collection (a TLS server freed only at exit makes
+            # grpc's exit wait about 2 s)
+            self._server = None
         await self.endpoints.close()
+
+    @property
+    def stop_timeout(self) -> float:
+        """The longest `stop` may take: trials ending, then the datalog's flush."""
+        flush = self.runtime.response_timeout if self.recorder is not None else 0.0
+        return self.runtime.end_timeout + 2.0 + flush + 5.0
 
 
 def _check_bindable(host: str, port: int, address: str) -> None:

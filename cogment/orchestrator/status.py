@@ -9,7 +9,6 @@ import grpc
 
 from cogment.errors import TRIAL_ABORTED, StatusError  # trial-end wordings shared with the client
 
-TRIAL_NOT_FOUND = "trial {trial_id} not found"
 NO_ACTOR = "trial {trial_id}: no actor {actor_id}"
 NOT_HUMAN = "trial {trial_id}: actor {actor_id} is not a human slot (its endpoint is {endpoint})"
 ALREADY_JOINED = "trial {trial_id}: actor {actor_id} is already joined"

@@ -11,13 +11,13 @@ tick t:
 5. rewards of tick t, messages routed; every agent's next step is issued at once:
    `Reward(t)` if it got feedback, `OnMessage` if it got messages, then `Decide(t+1)`;
 6. the humans get observation t+1 with their reward of tick t and their messages;
-7. one datalog sample for tick t.
+7. one datalog sample for tick t (the next tick waits only when the datalog's queue is full).
 
 Observation bytes are forwarded as the environment sent them (snapshot or delta), never
 parsed. Any service failure ends the trial with a reason naming the service. How the trial
 ended is `TrialEnd`'s alone (see ending.py); after every end, the trial delivers what is
 left, calls `End` on the environment and on every agent once, then tells the waiting
-clients (told at once when a service failed).
+clients (told at once when a service failed); its datalog records the end without delaying it.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from cogment.errors import StatusError
 from . import params as trial_params
 from . import wire
 from .actors import Actor
-from .calls import discard, end_services, uncancel
+from .calls import discard, end_services, spawn, uncancel
 from .checks import check_feedbacks, check_messages
-from .datalog import DatalogStream
+from .datalog import TrialRecording
 from .ending import ENDED_BY_ENV, MAX_STEPS_REACHED, SHUTDOWN, TrialEnd, service_failure
 from .humans import Humans, make_snapshot
 from .rewards import FeedbackBook
@@ -95,7 +95,7 @@ class Trial:
         self._steps: list[Any] = []  # the agents' running next steps, aligned with _agents
         self._env_messages: Optional[asyncio.Task[None]] = None
         self._final: list[Any] = []  # deliveries to agents after the last tick
-        self._datalog: Optional[DatalogStream] = None
+        self._recording: Optional[TrialRecording] = None
         self._task: Optional[asyncio.Task[None]] = None
         self.end = TrialEnd(trial_id, self.humans, on_over, self._interrupt)
         """How the trial ended, and who is told: the only writer of its end."""
@@ -118,6 +118,10 @@ class Trial:
         """Stops the task of a trial ended from outside it."""
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
+
+    def _fail(self, reason: str) -> None:
+        """Ends the trial as failed from outside its task: its datalog failed."""
+        self.end.end(reason, failed=True)
 
     async def run(self) -> None:
         """The whole life of the trial."""
@@ -144,10 +148,8 @@ class Trial:
             self._session_id,
             len(self.actors),
         )
-        if rt.datalog_endpoint:
-            stub = rt.endpoints.datalog(rt.datalog_endpoint)
-            self._datalog = DatalogStream(stub, self.id, self.user_id, rt.datalog_endpoint)
-            self._datalog.open(params)
+        if rt.recorder is not None:
+            self._recording = rt.recorder.trial(self.id, self.user_id, params, self._fail)
 
         self._env_started = True
         # a config is on the wire only when the parameters have one (0.5 services decode any
@@ -261,20 +263,21 @@ class Trial:
                 self._final = self._next_steps(None, rewards, routed)
             env_messages = routed.get(ENVIRONMENT_ID) if routed else None
             if env_messages:
-                self._env_messages = self._loop.create_task(self._env_on_message(env_messages))
+                self._env_messages = spawn(self._env_on_message(env_messages))
             if humans:
                 humans.answer(observations, rewards, routed, last=ending is not None)
-            if self._datalog is not None:
+            if self._recording is not None:
                 late = self._book.take_late()
-                self._datalog.tick(previous.observation_set(), actions, rewards, routed, late)
-                if ending is not None:
-                    self._datalog.last(self._obs_set.observation_set())
+                full = self._recording.tick(tick, previous, actions, rewards, routed, late)
+                if full and ending is None:
+                    await self._recording.room()  # the datalog's queue is full
             if ending is not None:
                 self.end.finish(ending)
                 return
 
     async def _close(self) -> None:
-        """After the end: last deliveries, then End on every service, each at most once."""
+        """After the end: the datalog told (it drains on its own), last deliveries, then
+        End on every service, each at most once."""
         steps, self._steps = self._steps, []
         final, self._final = self._final, []
         if self._env_messages is not None:
@@ -286,16 +289,21 @@ class Trial:
             final = []
         for step in steps:
             discard(step)
+        # what was given after the last tick (a client's end()): delivered unless it failed
+        by_tick = [] if failed else self._book.close_all()
+        routed = None if failed else self._route()
+        if self._recording is not None:
+            last_rewards = dict(by_tick).get(self._tick, {})
+            observed = self._obs_set if self._obs_index else None
+            self._recording.end(self._tick, observed, last_rewards, routed, self.end.reason, failed)
         await self._deliver(final)
-        if not failed:  # then what was given after the last tick (a client's end())
-            await self._deliver(self._leftovers())
+        if not failed:
+            await self._deliver(self._leftovers(by_tick, routed))
         timeout = self._rt.end_timeout
         env = (self._env_stub, self._env_where) if self._env_started else None
         agents = [agent for agent in self._agents if agent.started]
         await end_services(self.id, env, agents, timeout)
         self.end.tell_clients()
-        if self._datalog is not None:
-            await self._datalog.close(timeout)
 
     async def _deliver(self, deliveries: list[Any]) -> None:
         """Awaits the last deliveries to services; their failures are only logged."""
@@ -306,12 +314,13 @@ class Trial:
             if isinstance(result, BaseException):
                 log.debug("trial %s: a last delivery failed: %s", self.id, result)
 
-    def _leftovers(self) -> list[Any]:
+    def _leftovers(
+        self, by_tick: list[tuple[int, dict[int, agent_pb2.Reward]]], routed: Routed
+    ) -> list[Any]:
         """Deliveries of the feedback and messages no tick delivered (a client's last ones,
-        sent with its `end()`): every agent's rewards of the ticks still open and its
-        messages, the environment's messages; each before the services' End."""
-        by_tick = self._book.close_all()
-        routed = self._route()
+        sent with its `end()`: `by_tick`, the rewards of the ticks still open, and `routed`):
+        every agent's rewards and messages, the environment's messages; each before the
+        services' End."""
         deliveries: list[Any] = []
         for agent in self._agents:
             if not agent.started:
@@ -319,10 +328,10 @@ class Trial:
             rewards = [(tick, r[agent.id]) for tick, r in by_tick if agent.id in r]
             messages = routed.get(agent.id) if routed else None
             if rewards or messages:
-                deliveries.append(self._loop.create_task(self._last_step(agent, rewards, messages)))
+                deliveries.append(spawn(self._last_step(agent, rewards, messages)))
         env_messages = routed.get(ENVIRONMENT_ID) if routed else None
         if env_messages and self._env_started:
-            deliveries.append(self._loop.create_task(self._env_on_message(env_messages)))
+            deliveries.append(spawn(self._env_on_message(env_messages)))
         return deliveries
 
     async def _last_step(
@@ -364,7 +373,7 @@ class Trial:
         self._env_update = rt.endpoints.env_raw(params.environment.endpoint, "Update")
         self._env_where = f"environment at {params.environment.endpoint}"
         self._book = FeedbackBook(
-            [a.index_in_class for a in self.actors], keep_late=rt.datalog_endpoint is not None
+            [a.index_in_class for a in self.actors], keep_late=rt.recorder is not None
         )
 
     def _read_env_reply(self, method: str, raw: bytes) -> wire.EnvReply:
@@ -392,6 +401,7 @@ class Trial:
             obs_set.timestamp = time.time_ns()
         self._obs_set = obs_set
         self._obs_index = index
+        self.humans.record(obs_set.observations, index)
 
     def _observations(self) -> list[wire.EncodedObservation]:
         """The current tick's observations by actor id, each distinct one encoded once."""
@@ -429,7 +439,7 @@ class Trial:
                     steps.append(agent.decide(request, timeout=timeout))
             else:
                 step = self._agent_step(agent, reward, messages, request, self._tick - 1)
-                steps.append(self._loop.create_task(step))
+                steps.append(spawn(step))
         return steps
 
     async def _agent_step(
@@ -521,16 +531,16 @@ class Trial:
         """Gives the human slot `actor_id` to another client, with a full observation; a
         client that says which class it plays (`actor_class`) gets a slot of that class only.
 
-        A trial cannot pass a tick while a human slot is free (it waits for every human's
-        action), so the slot's current observation is the one of the tick the trial waits
-        on, and no history of deltas is needed: when the environment sent it as a delta,
-        the snapshot is rebuilt from the class's empty observation with its delta-apply
-        function.
+        The slot's current observation is the one of the tick the trial waits on. When the
+        environment sent it as a delta, the full observation is rebuilt with the class's
+        delta-apply function from the slot's last snapshot and the deltas since (a slot is
+        joined again by the session that holds it, mid-trial), else from the class's empty
+        observation.
         """
         slot = self.humans.join(actor_id, session_id, actor_class)
         observation = self._current_observation(slot.actor)
         if not observation.data.snapshot:
-            make_snapshot(slot.actor, observation.data)
+            make_snapshot(slot, observation.data)
         return orchestrator_pb2.TrialStartReply(
             trial_id=self.id,
             actor_id=actor_id,

@@ -240,6 +240,16 @@ class EnvReply:
             elif number == 4 and wire_type == _VARINT:  # unpacked
                 self.actors_map.append(_int32(value))
 
+    def observation_set_parts(self, tick_id: int, n_actors: int) -> tuple[list[memoryview], bytes]:
+        """The ObservationSet, serialized, as (slices of the reply, bytes to append): its
+        observations are not copied; the bytes appended set `tick_id` and the timestamp
+        (overriding the environment's), and actors_map when the environment left it out
+        (one observation for everyone)."""
+        tail = _TAG_1_VARINT + varint(tick_id) + _TAG_2_FIXED64 + _U64.pack(self.timestamp)
+        if not self.actors_map and n_actors:
+            tail += _TAG_4_LEN + varint(n_actors) + b"\x00" * n_actors
+        return self._obs_set_slices, tail
+
     def observation_data(self, index: int) -> common_pb2.ObservationData:
         """Observation `index`, parsed."""
         return common_pb2.ObservationData.FromString(bytes(self.observations[index]))

@@ -6,7 +6,7 @@ Board(cells=[0, 0, 0, 0]); each action Move(cell=c) on tick t answers tick t+1 w
 BoardDelta(cell=c, value=t+1, turn=t+1), the Reward summed from the client feedback targeted
 at actor 0 for tick t, and the messages the client sent to itself. Tests end trials
 remotely (`end_remotely`) or make the next call of a method fail (`fail_next`). Every call is
-recorded with its metadata. The real orchestrator is exercised in tests/e2e.
+recorded with its metadata and its deadline. The real orchestrator is exercised in tests/e2e.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from cogment.errors import TRIAL_ABORTED, TRIAL_ENDED, TRIAL_FAILED
 from tests.conftest import UNLIMITED
 
 ACTOR_COUNTS = [2, 1]
+NO_DEADLINE = 1e9  # seconds left: more than that means the call has no deadline
 
 
 class FakeTrial:
@@ -61,6 +62,7 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
         self.lock = threading.Lock()
         self.trials: dict[str, FakeTrial] = {}
         self.calls: list[tuple[str, Any, dict[str, str]]] = []
+        self.deadlines: list[tuple[str, Optional[float]]] = []  # seconds left (None: no limit)
         self.failures: dict[str, tuple[grpc.StatusCode, str]] = {}
         self.observation_size = 0  # extra cells (5 bytes each on the wire) at tick 0
         self.human_config: Optional[bytes] = None  # sent as the slot's config when set
@@ -84,12 +86,19 @@ class FakeOrchestrator(orchestrator_pb2_grpc.TrialServicer):
         with self.lock:
             return [name for name, _, _ in self.calls]
 
+    def heartbeats(self, trial_id: str) -> int:
+        """How many Heartbeat calls about `trial_id` arrived."""
+        with self.lock:
+            return sum(1 for n, r, _ in self.calls if n == "Heartbeat" and r.trial_id == trial_id)
+
     # -------------------------------------------------------------- helpers
 
     def _record(self, name: str, request: Any, context: grpc.ServicerContext) -> None:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        left = context.time_remaining()  # gRPC's "infinite future" for a call without deadline
         with self.lock:
             self.calls.append((name, request, metadata))
+            self.deadlines.append((name, left if left is not None and left < NO_DEADLINE else None))
             failure = self.failures.pop(name, None)
         if failure is not None:
             context.abort(*failure)
@@ -319,15 +328,3 @@ class FakeServer:
 
     def stop(self) -> None:
         self.server.stop(None)
-
-
-def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> bool:
-    """Polls `predicate` until it is true or `timeout` seconds passed; returns its last value."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return bool(value)
-        time.sleep(interval)

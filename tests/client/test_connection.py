@@ -13,7 +13,7 @@ import pytest
 
 from cogment.api import orchestrator_pb2
 from cogment.client import Connection
-from cogment.client.connection import parse_endpoint
+from cogment.endpoint import orchestrator_address
 from cogment.errors import (
     CogmentError,
     CogmentRpcError,
@@ -22,7 +22,8 @@ from cogment.errors import (
     TrialError,
     from_rpc_error,
 )
-from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeServer, wait_until
+from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeServer
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ from tests.client.fake_orchestrator import FakeOrchestrator, FakeRpcError, FakeS
     ],
 )
 def test_endpoints_accepted(endpoint: str, address: str) -> None:
-    assert parse_endpoint(endpoint) == address
+    assert orchestrator_address(endpoint) == address
 
 
 @pytest.mark.parametrize(
@@ -60,8 +61,9 @@ def test_settings_must_be_a_cog_settings(settings: Any) -> None:
 
 @pytest.mark.parametrize("keyword", ["timeout", "heartbeat_interval"])
 def test_non_positive_durations_are_refused(settings: Any, keyword: str) -> None:
+    durations: dict[str, Any] = {keyword: 0}
     with pytest.raises(ConfigurationError, match=keyword):
-        Connection(settings, "127.0.0.1:9000", **{keyword: 0})
+        Connection(settings, "127.0.0.1:9000", **durations)
 
 
 def test_every_call_carries_the_session_id(
@@ -224,7 +226,11 @@ def test_closing_cancels_the_streams_opened_on_a_channel_passed_in(
         reader = f"cogment-stream-{trial.id}"
         assert reader in [t.name for t in threading.enumerate()]
         conn.close()
-        assert wait_until(lambda: reader not in [t.name for t in threading.enumerate()])
+        wait_until(
+            lambda: reader not in [t.name for t in threading.enumerate()],
+            5,
+            "the stream's reader thread ended",
+        )
         assert not trial.is_over  # closing is not ending
         with pytest.raises(LifecycleError, match="is closed"):
             trial.do_action(settings.actor_classes.player.action_space(cell=2))

@@ -18,8 +18,9 @@ import cogment.client.heartbeat as heartbeat
 from cogment.client import Connection
 from cogment.client.heartbeat import LOST_AFTER_BEATS, LOST_AFTER_SECONDS, Unreachable
 from cogment.errors import CogmentError, CogmentRpcError, TrialError
-from tests.client.fake_orchestrator import FakeOrchestrator, FakeServer, wait_until
-from tests.listeners import Ends
+from tests.client.fake_orchestrator import FakeOrchestrator, FakeServer
+from tests.listeners import Ends, settle
+from tests.waiting import wait_until
 
 Connect = Callable[..., Connection]
 TIMED_OUT = (
@@ -91,12 +92,12 @@ def test_a_timed_out_action_ends_the_trial(
         assert trial.is_over and trial.end_reason == TIMED_OUT and trial.tick_id == 0
         assert ends.called.wait(5)
         # ended on the orchestrator too (best effort, in the background)
-        assert wait_until(lambda: "End" in fake.methods())
-        assert wait_until(lambda: fake.trials[trial.id].over)
+        wait_until(lambda: "End" in fake.methods(), 5, "the End call reached the fake")
+        wait_until(lambda: fake.trials[trial.id].over, 5, "the fake ended the trial")
         with pytest.raises(TrialError, match=re.escape(TIMED_OUT)):
             trial.do_action(move(conn))
         trial.end()  # nothing more to do
-        time.sleep(0.1)
+        settle(trial)  # the background End call, the stream's reader, the listener: done
         assert fake.methods().count("End") == 1 and len(ends.calls) == 1
         assert conn.trials == []
 
@@ -107,8 +108,9 @@ def test_without_a_timeout_an_action_waits(settings: Any, holding: FakeServer) -
         results: list[Any] = []
         worker = threading.Thread(target=lambda: results.append(trial.do_action(move(conn))))
         worker.start()
-        assert wait_until(lambda: "Action" in holding.fake.methods())
-        time.sleep(0.5)
+        wait_until(lambda: "Action" in holding.fake.methods(), 5, "the action reached the fake")
+        # no deadline on the call: nothing but a reply (or the trial's end) ends the wait
+        assert [left for name, left in holding.fake.deadlines if name == "Action"] == [None]
         assert not results and not trial.is_over
         holding.fake.release.set()
         worker.join(5)
@@ -144,7 +146,7 @@ def test_end_tolerates_what_means_the_trial_is_gone(
     assert fake.methods() == ["Start", "End"]
     assert trial.is_over and trial.end_reason == "ended by this client" and trial.error is None
     assert details in caplog.text
-    time.sleep(0.05)
+    settle(trial)
     assert not ends.calls
 
 
@@ -179,6 +181,9 @@ def test_end_has_a_deadline_without_a_connection_timeout(settings: Any) -> None:
     class _Context:
         def invocation_metadata(self) -> tuple[()]:
             return ()
+
+        def time_remaining(self) -> None:
+            return None
 
     service = Recorder()
     with Connection(settings, service, heartbeat_interval=None) as conn:
@@ -230,11 +235,13 @@ def test_one_failed_heartbeat_does_not_end_a_trial(
 ) -> None:
     conn = connect(heartbeat_interval=0.02)
     trial = conn.start_trial("player")
-    assert wait_until(lambda: "Heartbeat" in fake.methods())
+    wait_until(lambda: "Heartbeat" in fake.methods(), 5, "a heartbeat reached the fake")
     fake.fail_next("Heartbeat", grpc.StatusCode.UNAVAILABLE, "a blip")
-    assert wait_until(lambda: "Heartbeat" not in fake.failures)
+    wait_until(lambda: "Heartbeat" not in fake.failures, 5, "a heartbeat failed")
     beats = fake.methods().count("Heartbeat")
-    assert wait_until(lambda: fake.methods().count("Heartbeat") >= beats + 3)
+    wait_until(
+        lambda: fake.methods().count("Heartbeat") >= beats + 3, 5, "3 more heartbeats arrived"
+    )
     assert not trial.is_over
     assert trial.do_action(move(conn)).observation.turn == 1
 
@@ -248,7 +255,9 @@ def test_an_idle_trial_learns_that_its_orchestrator_is_gone(
     idle = conn.start_trial("player")
     ends = Ends()
     trial.set_on_trial_end_event_listener(ends)
-    assert wait_until(lambda: server.fake.methods().count("Heartbeat") >= 2)
+    wait_until(
+        lambda: server.fake.methods().count("Heartbeat") >= 2, 5, "2 heartbeats reached the fake"
+    )
     server.stop()
     assert ends.called.wait(10)
     assert trial.is_over and isinstance(trial.error, TrialError)

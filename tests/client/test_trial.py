@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 import grpc
@@ -11,16 +10,32 @@ import pytest
 
 import cogment
 from cogment.api import agent_pb2
-from cogment.client import ActionResult, Connection
+from cogment.client import ActionResult, ClientTrial, Connection
 from cogment.errors import CogmentError, CogmentRpcError, TrialEndedError, TrialError
-from tests.client.fake_orchestrator import FakeOrchestrator, FakeServer, wait_until
-from tests.listeners import Ends
+from tests.client.fake_orchestrator import FakeOrchestrator, FakeServer
+from tests.listeners import END_LISTENER_THREAD, Ends, settle
+from tests.waiting import wait_until
 
 Connect = Callable[..., Connection]
 
 
 def move(conn: Connection, cell: int = 0) -> Any:
     return conn.settings.actor_classes.player.action_space(cell=cell)
+
+
+def heartbeat_rounds(fake: FakeOrchestrator, idle: ClientTrial, rounds: int) -> None:
+    """Waits until `rounds` more heartbeats of `idle` (an idle trial) reach the fake.
+
+    Its connection's one heartbeat thread sends every trial's heartbeats in turn, one call at
+    a time: after one round, a heartbeat of another trial that was under way has landed;
+    after a few, every other idle trial of the connection was due for one (same interval).
+    """
+    target = fake.heartbeats(idle.id) + rounds
+    wait_until(
+        lambda: fake.heartbeats(idle.id) >= target,
+        5,
+        f"{rounds} more heartbeats of trial {idle.id} reached the fake",
+    )
 
 
 def test_start_gives_the_slot_and_tick_0(connect: Connect) -> None:
@@ -147,10 +162,14 @@ def test_end_is_idempotent_and_does_not_call_the_listener(
         trial.do_action(move(conn))
     with pytest.raises(TrialEndedError):
         trial.actors.all[1].add_feedback(value=1, confidence=1)
-    time.sleep(0.1)
-    assert not ends.calls
-    assert fake.methods().count("Heartbeat") == calls.count("Heartbeat")  # none after the end
     assert conn.trials == []
+    idle = conn.start_trial("player")  # its heartbeats show the heartbeat thread going on
+    heartbeat_rounds(fake, idle, 1)  # a heartbeat of `trial` decided before the end landed
+    beats = fake.heartbeats(trial.id)
+    heartbeat_rounds(fake, idle, 3)
+    settle(trial)
+    assert not ends.calls
+    assert fake.heartbeats(trial.id) == beats  # none after the end
 
 
 def test_heartbeats_keep_an_idle_trial_and_detect_its_end(
@@ -160,19 +179,22 @@ def test_heartbeats_keep_an_idle_trial_and_detect_its_end(
     trial = conn.start_trial("player")
     ends = Ends()
     trial.set_on_trial_end_event_listener(ends)
-    assert wait_until(lambda: fake.methods().count("Heartbeat") >= 3)
+    wait_until(lambda: fake.heartbeats(trial.id) >= 3, 5, "3 heartbeats reached the fake")
     fake.end_remotely(trial.id, "the environment ended the trial")
     assert ends.called.wait(5)
     assert trial.is_over and trial.end_reason == "the environment ended the trial"
     with pytest.raises(TrialEndedError, match="the environment ended the trial"):
         trial.do_action(move(conn))
-    time.sleep(0.2)
+    idle = conn.start_trial("player")  # its heartbeats show the heartbeat thread going on
+    heartbeat_rounds(fake, idle, 1)
+    beats = fake.heartbeats(trial.id)
+    heartbeat_rounds(fake, idle, 3)
+    settle(trial)
     assert len(ends.calls) == 1
     thread_name, _ = ends.calls[0]
     assert thread_name != threading.current_thread().name
-    beats = fake.methods().count("Heartbeat")
-    time.sleep(0.2)
-    assert fake.methods().count("Heartbeat") == beats  # stopped with the trial
+    assert thread_name == END_LISTENER_THREAD.format(trial_id=trial.id)  # what settle() joins
+    assert fake.heartbeats(trial.id) == beats  # stopped with the trial
 
 
 def test_no_heartbeat_while_an_action_is_pending(settings: Any, connect: Connect) -> None:
@@ -181,18 +203,21 @@ def test_no_heartbeat_while_an_action_is_pending(settings: Any, connect: Connect
     try:
         conn = Connection(settings, server.endpoint, heartbeat_interval=0.02, timeout=10)
         trial = conn.start_trial("player")
-        assert wait_until(lambda: "Heartbeat" in fake_hold.methods())
+        idle = conn.start_trial("player")  # its heartbeats show the heartbeat thread going on
+        wait_until(lambda: fake_hold.heartbeats(trial.id), 5, "a heartbeat reached the fake")
         worker = threading.Thread(target=trial.do_action, args=(move(conn),))
         worker.start()
-        assert wait_until(lambda: "Action" in fake_hold.methods())
-        time.sleep(0.05)  # a heartbeat already under way may land
-        beats = fake_hold.methods().count("Heartbeat")
-        time.sleep(0.3)
-        assert fake_hold.methods().count("Heartbeat") == beats
+        wait_until(lambda: "Action" in fake_hold.methods(), 5, "the action reached the fake")
+        heartbeat_rounds(fake_hold, idle, 1)  # a heartbeat already under way landed
+        beats = fake_hold.heartbeats(trial.id)
+        heartbeat_rounds(fake_hold, idle, 3)
+        assert fake_hold.heartbeats(trial.id) == beats
         fake_hold.release.set()
         worker.join(5)
         assert trial.tick_id == 1
-        assert wait_until(lambda: fake_hold.methods().count("Heartbeat") > beats)
+        wait_until(
+            lambda: fake_hold.heartbeats(trial.id) > beats, 5, "the trial's heartbeats resumed"
+        )
         conn.close()
     finally:
         fake_hold.release.set()
@@ -211,10 +236,14 @@ def test_one_heartbeat_thread_per_connection(connect: Connect) -> None:
 
 def test_heartbeats_can_be_disabled(connect: Connect, fake: FakeOrchestrator) -> None:
     conn = connect(heartbeat_interval=None)
-    conn.start_trial("player")
-    time.sleep(0.2)
+    trial = conn.start_trial("player")
+    # the clock: a trial idle on another connection beats a few times meanwhile
+    beating = connect(heartbeat_interval=0.02).start_trial("player")
+    wait_until(lambda: fake.heartbeats(beating.id) >= 3, 5, "the other trial beat 3 times")
     assert conn._heartbeat is None and conn.heartbeat_interval is None
-    assert "Heartbeat" not in fake.methods()
+    heartbeat_thread = f"cogment-heartbeat-{conn.session_id[:8]}"
+    assert heartbeat_thread not in [t.name for t in threading.enumerate()]
+    assert fake.heartbeats(trial.id) == 0
 
 
 def test_a_listener_set_after_the_end_is_called(connect: Connect, fake: FakeOrchestrator) -> None:
@@ -228,7 +257,7 @@ def test_a_listener_set_after_the_end_is_called(connect: Connect, fake: FakeOrch
     trial.set_on_trial_end_event_listener(ends)
     assert ends.called.wait(5)
     trial.set_on_trial_end_event_listener(ends)
-    time.sleep(0.05)
+    settle(trial)
     assert len(ends.calls) == 1
 
 
@@ -243,7 +272,7 @@ def test_a_trial_over_reply_to_a_pending_action_ends_it(settings: Any) -> None:
             results: list[Any] = []
             worker = threading.Thread(target=lambda: results.append(trial.do_action(move(conn))))
             worker.start()
-            assert wait_until(lambda: "Action" in fake_hold.methods())
+            wait_until(lambda: "Action" in fake_hold.methods(), 5, "the action reached the fake")
             fake_hold.end_remotely(trial.id, "ended by a client")
             worker.join(5)
             assert results and trial.is_over
@@ -273,7 +302,7 @@ def test_a_failure_while_acting_raises_trial_error(settings: Any) -> None:
 
             worker = threading.Thread(target=act)
             worker.start()
-            assert wait_until(lambda: "Action" in fake_hold.methods())
+            wait_until(lambda: "Action" in fake_hold.methods(), 5, "the action reached the fake")
             fake_hold.end_remotely(trial.id, reason, failed=True)
             worker.join(5)
             assert len(errors) == 1 and isinstance(errors[0], TrialError)
@@ -312,7 +341,7 @@ def test_concurrent_actions_get_failed_precondition(settings: Any) -> None:
             trial = conn.start_trial("player")
             worker = threading.Thread(target=trial.do_action, args=(move(conn),))
             worker.start()
-            assert wait_until(lambda: "Action" in fake_hold.methods())
+            wait_until(lambda: "Action" in fake_hold.methods(), 5, "the action reached the fake")
             with pytest.raises(CogmentRpcError) as info:
                 trial.do_action(move(conn))
             assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
@@ -367,7 +396,7 @@ def test_a_second_action_on_a_busy_stream_is_refused(settings: Any) -> None:
             trial.begin_actions_stream()
             worker = threading.Thread(target=trial.do_action, args=(move(conn),))
             worker.start()
-            assert wait_until(lambda: fake_hold.trials[trial.id].pending)  # the action arrived
+            wait_until(lambda: fake_hold.trials[trial.id].pending, 5, "the action reached the fake")
             with pytest.raises(CogmentRpcError, match="already has an action pending"):
                 trial.do_action(move(conn))
             fake_hold.release.set()
@@ -391,13 +420,21 @@ def test_a_trial_without_a_slot_is_watched(settings: Any) -> None:
                 trial.begin_actions_stream()
             ends = Ends()
             trial.set_on_trial_end_event_listener(ends)
-            assert wait_until(lambda: "ActionStream" in fake_agents.methods())
+            wait_until(
+                lambda: "ActionStream" in fake_agents.methods(),
+                5,
+                "the watch stream reached the fake",
+            )
             fake_agents.end_remotely(trial.id, "the environment ended the trial")
             assert ends.called.wait(5)
             assert trial.wait_for_end(1)
 
             failing = conn.start_trial("player")
-            assert wait_until(lambda: fake_agents.methods().count("ActionStream") == 2)
+            wait_until(
+                lambda: fake_agents.methods().count("ActionStream") == 2,
+                5,
+                "a second watch stream reached the fake",
+            )
             fake_agents.end_remotely(failing.id, "environment failed: boom", failed=True)
             assert failing.wait_for_end(5)
             assert isinstance(failing.error, TrialError) and "boom" in failing.error.message
@@ -407,7 +444,7 @@ def test_a_trial_without_a_slot_is_watched(settings: Any) -> None:
             ended.set_on_trial_end_event_listener(later)
             ended.end()
             assert ended.is_over
-            time.sleep(0.1)
+            settle(ended)  # its watch stream's reader, which hears the end too, finished
             assert not later.calls
     finally:
         server.stop()
@@ -469,10 +506,10 @@ def test_closing_the_connection_stops_its_threads(settings: Any) -> None:
         def alive() -> set[str]:
             return {t.name for t in threading.enumerate() if t.is_alive()} & names
 
-        assert wait_until(lambda: alive() == names)
+        wait_until(lambda: alive() == names, 5, "every thread of the connections started")
         conn.close()
         watcher_conn.close()
-        assert wait_until(lambda: not alive()), alive()
+        wait_until(lambda: not alive(), 5, "every thread of the closed connections ended")
         assert not watched.is_over  # closing is not ending
     finally:
         for server in servers:

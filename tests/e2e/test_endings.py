@@ -13,9 +13,9 @@ import pytest
 
 from cogment.client import Connection
 from cogment.errors import TrialEndedError, TrialError
-from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services
-from tests.listeners import Ends
+from tests.listeners import Ends, settle
+from tests.waiting import TrialLookups, wait_until
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
@@ -48,10 +48,12 @@ def test_max_steps(orchestrator: Start, connect: Connect, services: Services) ->
     with pytest.raises(TrialEndedError, match=f"trial {trial.id} is over"):
         trial.do_action(Move(cell=0))
     trial.end()  # a no-op now
-    assert wait_until(
-        lambda: ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1}
+    wait_until(
+        lambda: ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1},
+        5,
+        "every service got End",
     )
-    time.sleep(0.05)
+    settle(trial)
     assert len(ends.calls) == 1
 
 
@@ -70,8 +72,10 @@ def test_the_environment_ends_the_trial(
     trial.do_action(Move(cell=0))
     assert trial.is_over and trial.end_reason == "the environment ended the trial"
     assert ends.called.wait(5)
-    assert wait_until(
-        lambda: ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1}
+    wait_until(
+        lambda: ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1},
+        5,
+        "every service got End",
     )
     # another client's later call learns why
     with pytest.raises(Exception, match="has ended: the environment ended the trial"):
@@ -85,8 +89,10 @@ def test_inactive_trials_are_reaped_and_heartbeats_keep_them(
     from data_pb2 import Move
 
     orch = orchestrator(max_inactivity=1)
-    silent = connect(orch, heartbeat_interval=None).start_trial("player")
-    started = time.monotonic()
+    quiet = connect(orch, heartbeat_interval=None)
+    before = time.monotonic()
+    silent = quiet.start_trial("player")
+    started = time.monotonic()  # the orchestrator counts from between `before` and now
     alive = connect(orch, heartbeat_interval=0.2).start_trial("player")
     ended_at: list[float] = []
 
@@ -95,11 +101,14 @@ def test_inactive_trials_are_reaped_and_heartbeats_keep_them(
             ended_at.append(time.monotonic())
         return bool(ended_at)
 
-    assert wait_until(env_ended, timeout=3.0, interval=0.005)
-    assert 0.9 <= ended_at[0] - started <= 1.5  # within 1.5x max_inactivity
+    wait_until(env_ended, 5, "the silent trial is reaped", interval=0.005)
+    assert ended_at[0] - before >= 0.9 and ended_at[0] - started <= 1.5  # 1 to 1.5x the limit
     with pytest.raises(TrialEndedError, match=r"max_inactivity"):
         silent.do_action(Move(cell=0))
-    time.sleep(max(0.0, started + 2.2 - time.monotonic()))  # > 2x max_inactivity, heartbeats only
+    # a trial started now and left idle is reaped about 2x max_inactivity after `alive`
+    # started: `alive`, idle but for its heartbeats, would have been reaped before it
+    later = quiet.start_trial("player")
+    wait_until(lambda: ends_of(services, later.id).get("env"), 5, "the later trial is reaped")
     assert not alive.is_over
     obs, _, _ = alive.do_action(Move(cell=0))
     assert obs.turn == 1
@@ -112,7 +121,8 @@ def test_the_client_ends_the_trial(
     from data_pb2 import Move
 
     orch = orchestrator()
-    trial = connect(orch, heartbeat_interval=0.05).start_trial("player")
+    conn = connect(orch, heartbeat_interval=0.05)
+    trial = conn.start_trial("player")
     ends = Ends()
     trial.set_on_trial_end_event_listener(ends)
     trial.do_action(Move(cell=0))
@@ -120,7 +130,13 @@ def test_the_client_ends_the_trial(
     trial.end()
     assert ends_of(services, trial.id) == {"env": 1, "player1": 1, "watcher2": 1}
     assert orch.trial_count == 0
-    time.sleep(0.15)
+    # the connection's heartbeat thread, which sends one call at a time, goes on with another
+    # trial: once that trial's heartbeat reached the orchestrator, one of `trial` under way
+    # at its end has had its answer handled
+    lookups = TrialLookups(orch)
+    idle = conn.start_trial("player")
+    lookups.wait(idle.id, 2, 5, "2 heartbeats of another trial reached the orchestrator")
+    settle(trial)
     assert not ends.calls
 
 
@@ -139,8 +155,12 @@ def test_an_agent_only_trial_runs_by_itself(
     assert trial.end_reason == "the environment ended the trial"
     updates = [d[0] for _, e, d in services.journal.events(trial.id, "env") if e == "update"]
     assert updates == [0, 1, 2, 3, 4]
-    assert wait_until(
-        lambda: ends_of(services, trial.id) == {"env": 1, "player0": 1, "player1": 1, "watcher2": 1}
+    wait_until(
+        lambda: (
+            ends_of(services, trial.id) == {"env": 1, "player0": 1, "player1": 1, "watcher2": 1}
+        ),
+        5,
+        "every service got End",
     )
 
     by_steps = conn.start_trial("player")  # rounds 0: max_steps ends it
@@ -152,10 +172,10 @@ def test_an_agent_only_trial_runs_by_itself(
     endless = conn.start_trial("player")
     endless_ends = Ends()
     endless.set_on_trial_end_event_listener(endless_ends)
-    assert wait_until(lambda: len(services.journal.events(endless.id, "env")) > 3)
+    wait_until(lambda: len(services.journal.events(endless.id, "env")) > 3, 5, "the trial runs")
     endless.end()
     assert endless.is_over and ends_of(services, endless.id)["env"] == 1
-    time.sleep(0.1)
+    settle(endless)  # its watch stream's reader, which hears the end too, finished
     assert not endless_ends.calls
 
 
@@ -181,11 +201,12 @@ def test_orchestrator_shutdown_ends_running_trials(
     conn = connect(orch, heartbeat_interval=None)
     trial = conn.start_trial("player")
     watched = connect(orch, heartbeat_interval=None).join_trial("player", trial.id, 1)
+    lookups = TrialLookups(orch)
     results: list[Any] = []
     worker = threading.Thread(target=lambda: results.append(trial.do_action(Move(cell=1))))
     worker.start()  # waits for the second human, who never acts
-    assert wait_until(lambda: len(services.journal.events(trial.id, "watcher2")) >= 1)
-    time.sleep(0.1)
+    wait_until(lambda: len(services.journal.events(trial.id, "watcher2")) >= 1, 5, "the trial runs")
+    lookups.wait(trial.id, 1, 5, "the action reached the orchestrator")
     orch.stop()
     worker.join(10)
     assert results and trial.is_over  # the waiting action got trial_is_over

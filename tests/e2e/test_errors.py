@@ -12,8 +12,8 @@ import pytest
 from cogment.api import orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client import Connection
 from cogment.errors import CogmentRpcError, ConfigurationError, TrialError
-from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services, free_port
+from tests.waiting import wait_until
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
@@ -43,7 +43,7 @@ def test_a_second_concurrent_action_is_refused(orchestrator: Start, connect: Con
     for worker in workers:
         worker.start()
     # one of the two calls is pending (the trial waits for the second human), the other refused
-    assert wait_until(lambda: len(outcomes) == 1)
+    wait_until(lambda: len(outcomes) == 1, 5, "one of the two actions is refused")
     refused = outcomes[0]
     assert isinstance(refused, CogmentRpcError)
     assert refused.code is grpc.StatusCode.FAILED_PRECONDITION
@@ -85,7 +85,7 @@ def test_slots_that_cannot_be_joined(orchestrator: Start, connect: Connect) -> N
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.message.startswith(f"trial {trial.id}: actor 2 is not a human slot")
     with pytest.raises(CogmentRpcError) as info:
-        conn.join_trial("player", trial.id, 0)  # the starting client holds it
+        connect(orch).join_trial("player", trial.id, 0)  # the starting client holds it
     assert info.value.code is grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.message == f"trial {trial.id}: actor 0 is already joined"
 

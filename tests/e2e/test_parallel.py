@@ -6,9 +6,9 @@ import threading
 from typing import Any, Callable
 
 from cogment.client import Connection
-from tests.client.fake_orchestrator import wait_until
 from tests.e2e.conftest import Services
 from tests.e2e.model import BoardModel, texts
+from tests.waiting import wait_until
 
 TRIALS = 20
 TICKS = 15
@@ -54,7 +54,7 @@ def test_twenty_trials_in_parallel(
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert len(set(trial_ids)) == TRIALS
-    assert wait_until(lambda: orch.trial_count == 0)
+    wait_until(lambda: orch.trial_count == 0, 5, "every trial is over on the orchestrator")
     for trial_id in trial_ids:
         updates = [e for _, e, _ in services.journal.events(trial_id, "env") if e == "update"]
         assert len(updates) == TICKS

@@ -86,6 +86,17 @@ def test_valid_project_generates(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
 
 
+def test_grpcs_endpoints_are_valid_everywhere(tmp_path: Path) -> None:
+    from cogment.cogment_yaml import load_spec
+
+    path = make_project(tmp_path, VALID.replace("grpc://", "grpcs://"))
+    spec = load_spec(str(path))
+    assert spec.pre_hooks == ("grpcs://localhost:9003",)
+    assert spec.trial_params.environment_endpoint == "grpcs://localhost:9002"
+    assert [a.endpoint for a in spec.trial_params.actors] == ["human", "grpcs://localhost:9001"]
+    assert spec.datalog_url == "grpcs://localhost:9004"
+
+
 # (what replaces what in VALID, the key the error must name, words it must contain)
 CASES = {
     "type named by file, not package": (
@@ -124,7 +135,8 @@ CASES = {
     "actor endpoint neither human nor grpc": (
         ("endpoint: grpc://localhost:9001", "endpoint: http://localhost:9001"),
         "trial_params.actors[1].endpoint",
-        "'http://localhost:9001' is not a valid endpoint",
+        "'http://localhost:9001' is not a valid endpoint (expected 'human', grpc://host:port "
+        "or grpcs://host:port)",
     ),
     "endpoint without a port": (
         ("endpoint: grpc://localhost:9002", "endpoint: grpc://localhost"),
@@ -214,7 +226,57 @@ CASES = {
         "actor_classes[0]",
         "expected a map",
     ),
+    "unknown datalog type": (
+        ("type: grpc", "type: postgres"),
+        "datalog.type",
+        "'postgres' is not supported (expected sqlite, grpc or none)",
+    ),
+    "sqlite datalog without a path": (
+        ("type: grpc\n  url: grpc://localhost:9004", "type: sqlite"),
+        "datalog.path",
+        "missing (required)",
+    ),
+    "a path for a grpc datalog": (
+        ("url: grpc://localhost:9004", "url: grpc://localhost:9004\n  path: t.db"),
+        "datalog.path",
+        "only for type sqlite (the type is grpc)",
+    ),
+    "unknown on_failure": (
+        ("url: grpc://localhost:9004", "url: grpc://localhost:9004\n  on_failure: retry"),
+        "datalog.on_failure",
+        "'retry' is not supported (expected end or continue)",
+    ),
+    "tiny datalog queue": (
+        ("url: grpc://localhost:9004", "url: grpc://localhost:9004\n  max_queue_bytes: 10"),
+        "datalog.max_queue_bytes",
+        "too small",
+    ),
 }
+
+
+@pytest.mark.parametrize("name", ["2d-grid.proto", "class/city.proto", "sub dir/city.proto"])
+def test_a_proto_python_cannot_import_is_refused(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text(PROTO)
+    path = make_project(tmp_path, VALID.replace("proto: [city.proto]", f"proto: [{name!r}]"))
+    out = tmp_path / "out"
+    code, err = run_generate(path, out, capsys)
+    assert code == 1
+    assert err.strip().startswith(
+        f"error: {path}: import.proto[0]: {name!r} compiles to the module "
+    )
+    assert "which Python cannot import" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists(), "nothing is written"
+
+
+def test_a_proto_with_a_dash_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "city-map.proto").write_text(PROTO)
+    path = make_project(tmp_path, VALID.replace("proto: [city.proto]", "proto: [city-map.proto]"))
+    code, err = run_generate(path, tmp_path / "out", capsys)
+    assert code == 0, err
+    assert (tmp_path / "out" / "city_map_pb2.py").exists()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

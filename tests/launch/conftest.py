@@ -6,6 +6,8 @@
   the processes launch started (from its `started NAME (pid N)` lines).
 * `assert_gone(pids)`: every process (and process group) is gone within a few seconds.
 * `write_launch_file(folder, text)`: writes launch.yaml (and version_server.py) in folder.
+* `city_copy(folder)`: a copy of the city example in folder; returns its launch.yaml (a run
+  records its trial next to the copy, not into the repository's examples/city/trials.db).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import IO, Optional
 
 from cogment.launch_process import group_members
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CITY = REPO / "examples" / "city"
@@ -111,13 +114,22 @@ def alive(pid: int) -> bool:
 
 
 def assert_gone(pids: Iterable[int], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    left = list(pids)
-    while left and time.monotonic() < deadline:
-        left = [pid for pid in left if alive(pid)]
-        if left:
-            time.sleep(0.05)
-    assert not left, f"processes still alive after cogment launch: {left}"
+    """Every process of `pids` (and its group) is gone within `within` seconds."""
+    pids = list(pids)
+    wait_until(
+        lambda: not any(alive(pid) for pid in pids),
+        within,
+        f"the processes {pids} cogment launch started (and their groups) are gone",
+        interval=0.05,
+    )
+
+
+def city_copy(folder: Path) -> Path:
+    target = folder / "city"
+    generated = ("cog_settings.py", "*_pb2.py", "*_pb2_grpc.py")  # they name the original
+    ignored = shutil.ignore_patterns("trials.db*", "__pycache__", *generated)
+    shutil.copytree(CITY, target, ignore=ignored)
+    return target / "launch.yaml"
 
 
 def write_launch_file(folder: Path, text: str) -> Path:

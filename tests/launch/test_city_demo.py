@@ -1,15 +1,20 @@
-"""The README's demo, run for real: `cogment launch examples/city/launch.yaml`.
+"""The README's demo, run for real: `cogment launch examples/city/launch.yaml`, then
+`cogment datalog show examples/city/trials.db`.
 
 Everything of the example runs (three services, the in-process orchestrator, the scripted
 driver); the checks read each side's prefixed output. `--free-ports` keeps the run clear of
-anything else on the machine; the launch file and the commands are the demo's own.
+anything else on the machine; the launch file and the commands are the demo's own, run on a
+copy of the example (its datalog lands next to the copy).
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
-from tests.launch.conftest import CITY_LAUNCH, assert_gone, run_launch
+from tests.launch.conftest import REPO, assert_gone, city_copy, run_launch
 
 # seed 1 (the project's default), 2 pedestrians: the scripted driver reaches its goal on
 # tick 17, after waiting once for bob, who crosses the side street in front of the car
@@ -30,8 +35,9 @@ PEDESTRIAN_END = re.compile(
 )
 
 
-def test_the_demo_plays_a_whole_trial_and_every_side_sees_it() -> None:
-    run = run_launch(str(CITY_LAUNCH), "--free-ports", "--timeout", "60", timeout=90)
+def test_the_demo_plays_a_whole_trial_and_every_side_sees_it(tmp_path: Path) -> None:
+    city_launch = city_copy(tmp_path)
+    run = run_launch(str(city_launch), "--free-ports", "--timeout", "60", timeout=90)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
 
@@ -108,3 +114,26 @@ def test_the_demo_plays_a_whole_trial_and_every_side_sees_it() -> None:
     assert run.lines("launch")[-1] == "driver exited with status 0"
     assert set(run.pids) == {"environment", "pedestrian", "hooks", "driver"}
     assert_gone(run.pids.values())
+
+    # the README's last command: the trial just played, from the datalog
+    show = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cogment.cli",
+            "datalog",
+            "show",
+            str(city_launch.parent / "trials.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert show.returncode == 0, show.stderr
+    lines = show.stdout.splitlines()
+    assert f"{EXPECTED_TICKS} ticks, ended" in lines[1]
+    assert lines[1].endswith(": the environment ended the trial")
+    recorded = [line for line in lines if line.startswith("tick ")]
+    assert len(recorded) == EXPECTED_TICKS + 1 and recorded[-1].endswith("the end")
+    assert any('"bob: crossing at (12,5)"' in line for line in lines)

@@ -9,10 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Optional
 
 import pytest
 
-from tests.launch.conftest import CITY, CITY_LAUNCH, REPO, assert_gone, launch_command, started_pids
+from tests.launch.conftest import CITY, REPO, assert_gone, city_copy, launch_command, started_pids
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +43,12 @@ def test_the_driver_without_a_terminal_says_so(city_settings: None) -> None:
     )
 
 
+def reaped(pid: int) -> Optional[tuple[int, int]]:
+    """(pid, wait status) once the child `pid` exited (and is reaped), else None."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return (done, status) if done else None
+
+
 def _has_curses() -> bool:
     check = "import curses, sys; curses.setupterm('xterm', sys.stdout.fileno())"
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=30)
@@ -47,16 +56,17 @@ def _has_curses() -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses a pseudo-terminal")
-def test_interactive_driving_in_a_terminal() -> None:
+def test_interactive_driving_in_a_terminal(tmp_path: Path) -> None:
     if not _has_curses():
         pytest.skip("no curses or no terminfo for xterm")
     import pty
 
+    city_launch = city_copy(tmp_path)
     pid, fd = pty.fork()
     if pid == 0:  # the child: cogment launch on the pseudo-terminal
         os.chdir(REPO)
         os.environ["TERM"] = "xterm"
-        argv = launch_command(str(CITY_LAUNCH), "--interactive", "--free-ports", "--timeout", "60")
+        argv = launch_command(str(city_launch), "--interactive", "--free-ports", "--timeout", "60")
         os.execv(argv[0], argv)
     output = b""
 
@@ -87,13 +97,11 @@ def test_interactive_driving_in_a_terminal() -> None:
         for signum in (None, signal.SIGTERM, signal.SIGKILL):  # launch stops what it started
             if signum is not None:
                 os.kill(pid, signum)
-            deadline = time.monotonic() + 15
-            done = 0
-            while not done and time.monotonic() < deadline:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.05)
-            if done:
+            try:
+                _, status = wait_until(lambda: reaped(pid), 15, "launch exited", interval=0.05)
                 break
+            except AssertionError:
+                continue  # still running: the next, harder signal
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, output[-2000:]
     text = output.decode(errors="replace")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cogment.launch import _split_client_args, configure_parser
+from cogment.launch import parse_options
 from cogment.launch_config import LaunchError, is_stale, load_launch_config, rewrite_endpoint
 from tests.launch.conftest import CITY, CITY_LAUNCH, run_launch, write_launch_file
 
@@ -61,7 +60,7 @@ def test_the_city_launch_file() -> None:
         ),
         (
             CLIENT + "services:\n  - {name: env, command: x, prot: 1}\n",
-            "services[0]: unknown key 'prot' (allowed: name, command, port)",
+            "services[0]: unknown key 'prot' (allowed: name, command, port, tls)",
         ),
         (
             CLIENT + "services:\n  - {name: a, command: x}\n  - {name: a, command: y}\n",
@@ -139,24 +138,29 @@ def test_run_time_mistakes_are_one_line(
     assert run.pids == {}
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = configure_parser(argparse.ArgumentParser(prog="cogment launch"))
-    args = parser.parse_args(argv)
-    _split_client_args(args, argv)
-    return args
-
-
 def test_options_and_client_arguments_anywhere() -> None:
-    args = parse(["x.yaml", "--timeout", "5", "--", "--delay", "0"])
-    assert (args.launch_file, args.timeout, args.client_args) == ("x.yaml", 5.0, ["--delay", "0"])
-    args = parse(["--free-ports", "x.yaml", "--", "--interactive"])
-    assert (args.free_ports, args.interactive, args.client_args) == (True, False, ["--interactive"])
-    args = parse(["x.yaml", "--interactive"])
-    assert (args.interactive, args.client_args) == (True, [])
-    args = parse(["x.yaml", "--", "a", "--", "b"])
-    assert args.client_args == ["a", "--", "b"]
-    args = parse(["x.yaml", "--delay", "0", "--timeout", "3", "--", "--timeout", "4"])
-    assert (args.timeout, args.client_args) == (3.0, ["--delay", "0", "--timeout", "4"])
+    args = parse_options(["x.yaml", "--timeout", "5", "--", "--delay", "0"])
+    assert (args.launch_file, args.timeout, args.client_args) == ("x.yaml", 5.0, ("--delay", "0"))
+    args = parse_options(["--free-ports", "x.yaml", "--", "--interactive"])
+    assert (args.free_ports, args.interactive, args.client_args) == (
+        True,
+        False,
+        ("--interactive",),
+    )
+    args = parse_options(["x.yaml", "--interactive"])
+    assert (args.interactive, args.client_args) == (True, ())
+    args = parse_options(["x.yaml", "--", "a", "--", "b"])
+    assert args.client_args == ("a", "--", "b")
+    args = parse_options(["x.yaml", "--delay", "0", "--timeout", "3", "--", "--timeout", "4"])
+    assert (args.timeout, args.client_args) == (3.0, ("--delay", "0", "--timeout", "4"))
+
+
+def test_what_follows_the_launch_file_and_dashes_reaches_the_client(tmp_path: Path) -> None:
+    script = "import sys; print('args', sys.argv[1:]); sys.exit(7)"
+    write_launch_file(tmp_path, f'client:\n  name: probe\n  command: python -c "{script}"\n')
+    run = run_launch(str(tmp_path / "launch.yaml"), "--", "--interactive", "--timeout", "1")
+    assert run.returncode == 7, run.stdout + run.stderr
+    assert run.lines("probe") == ["args ['--interactive', '--timeout', '1']"]
 
 
 def test_rewrite_endpoint_moves_local_endpoints_only() -> None:

@@ -12,21 +12,23 @@ from pathlib import Path
 import pytest
 
 from tests.launch.conftest import (
-    CITY_LAUNCH,
     RunningLaunch,
     alive,
     assert_gone,
+    city_copy,
     run_launch,
     started_pids,
     write_launch_file,
 )
 
+# a command that runs until it is stopped: what a service or a client that never ends does
+# (its 120 s only bound a leak, should a test fail to stop it)
 SLEEP = "python -c 'import time; time.sleep(120)'"
 
 
-def test_a_service_killed_mid_trial_stops_everything_and_is_named() -> None:
+def test_a_service_killed_mid_trial_stops_everything_and_is_named(tmp_path: Path) -> None:
     launch = RunningLaunch(
-        str(CITY_LAUNCH), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
+        str(city_copy(tmp_path)), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
     )
     try:
         launch.wait_for_line(r"^driver\s+\| tick 3:", timeout=30)
@@ -43,9 +45,9 @@ def test_a_service_killed_mid_trial_stops_everything_and_is_named() -> None:
     assert_gone(pids.values())
 
 
-def test_sigterm_to_launch_stops_everything() -> None:
+def test_sigterm_to_launch_stops_everything(tmp_path: Path) -> None:
     launch = RunningLaunch(
-        str(CITY_LAUNCH), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
+        str(city_copy(tmp_path)), "--free-ports", "--timeout", "60", "--", "--delay", "0.2"
     )
     try:
         launch.wait_for_line(r"^driver\s+\| tick 2:", timeout=30)
@@ -94,9 +96,10 @@ def test_grandchildren_that_ignore_sigterm_are_killed_with_their_group(tmp_path:
         "services:\n"
         "  - name: stubborn\n"
         "    command: python version_server.py --grandchild --port {port}\n"
-        "    port: 9999\n"  # the client starts once it serves: after it started the grandchild
+        # the client starts once it serves: after its grandchild ignores SIGTERM
+        "    port: 9999\n"
         "client:\n"
-        "  command: python -c 'import time; time.sleep(0.5)'\n",
+        "  command: python -c 'print(\"done\")'\n",  # ends at once: launch then stops all
     )
     run = run_launch(str(tmp_path / "launch.yaml"), "--free-ports", timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr

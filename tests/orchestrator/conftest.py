@@ -123,15 +123,15 @@ def act(
 
 
 @pytest.fixture
-def raw_server() -> Iterator[Callable[[Any], str]]:
-    """`raw_server(servicer)` serves a tests/orchestrator/raw.py servicer on a free port and
-    returns its grpc:// endpoint; stopped at teardown."""
+def raw_server() -> Iterator[Callable[..., str]]:
+    """`raw_server(servicer, port=0)` serves a tests/orchestrator/raw.py servicer (on a free
+    port by default) and returns its grpc:// endpoint; stopped at teardown."""
     from tests.orchestrator.raw import serve
 
     servers: list[grpc.Server] = []
 
-    def start(servicer: Any) -> str:
-        server, where = serve(servicer)
+    def start(servicer: Any, port: int = 0) -> str:
+        server, where = serve(servicer, port)
         servers.append(server)
         return where
 

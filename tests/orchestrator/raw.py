@@ -1,11 +1,10 @@
 """Services written straight on grpcio, as another SDK would: they prove interop at the
 protocol level and let tests produce what our SDK never sends (huge observations, bare -1
-feedback, bad ObservationSets, slow or failing calls)."""
+feedback, bad ObservationSets, calls that fail or never answer in time)."""
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent import futures
 from typing import Any, Callable, Optional
 
@@ -91,13 +90,21 @@ class RawEnv(environment_pb2_grpc.EnvironmentServicer, Recorder):
         return environment_pb2.EnvEndReply()
 
 
-class RawAgent(agent_pb2_grpc.AgentServicer, Recorder):
-    """Decide answers `decide(request)` (an empty action by default)."""
+HELD_AT_MOST = 30.0  # seconds a held Decide waits for its release (a failed test's leftover)
 
-    def __init__(self, decide: Optional[Callable[[Any], Any]] = None, delay: float = 0.0):
+
+class RawAgent(agent_pb2_grpc.AgentServicer, Recorder):
+    """Decide answers `decide(request)` (an empty action by default); with `hold`, only once
+    that event is set (a test sets it when done): an agent that never answers in time."""
+
+    def __init__(
+        self,
+        decide: Optional[Callable[[Any], Any]] = None,
+        hold: Optional[threading.Event] = None,
+    ):
         Recorder.__init__(self)
         self.decide = decide
-        self.delay = delay
+        self.hold = hold
 
     def Start(self, request: Any, context: Any) -> Any:
         self.record("Start", request)
@@ -105,8 +112,8 @@ class RawAgent(agent_pb2_grpc.AgentServicer, Recorder):
 
     def Decide(self, request: Any, context: Any) -> Any:
         self.record("Decide", request)
-        if self.delay:
-            time.sleep(self.delay)
+        if self.hold is not None:
+            self.hold.wait(HELD_AT_MOST)
         if self.decide is not None:
             return self.decide(request)
         return agent_pb2.AgentDecideReply()
@@ -125,19 +132,40 @@ class RawAgent(agent_pb2_grpc.AgentServicer, Recorder):
 
 
 class RawLogExporter(data_pb2_grpc.LogExporterServicer, Recorder):
-    """Keeps every DatalogMsg of every stream."""
+    """Keeps every DatalogMsg of every stream (API 0.5 only: no EndTrial).
 
-    def __init__(self) -> None:
+    `streams` lists each stream's metadata and messages; `gate` (set by default) holds
+    every stream until set (an exporter as slow as a test wants); `fail_first` streams end
+    with UNAVAILABLE after their first sample."""
+
+    def __init__(self, fail_first: int = 0) -> None:
         Recorder.__init__(self)
         self.finished = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_first = fail_first
+        self.streams: list[tuple[dict[str, str], list[Any]]] = []
 
     def Log(self, request_iterator: Any, context: Any) -> Any:
         from cogment.api import data_pb2
 
+        self.gate.wait(HELD_AT_MOST)
+        metadata = {k: v for k, v in context.invocation_metadata() or ()}
+        messages: list[Any] = []
+        with self._lock:
+            self.streams.append((metadata, messages))
+            failing = len(self.streams) <= self.fail_first
         for message in request_iterator:
             self.record("Log", message)
+            messages.append(message)
+            if failing and message.HasField("sample"):
+                context.abort(grpc.StatusCode.UNAVAILABLE, "a transient failure")
         self.finished.set()
         return data_pb2.LogReply()
+
+    def samples(self) -> list[Any]:
+        """Every sample received, in order (those sent again included)."""
+        return [m.sample for m in self.of("Log") if m.HasField("sample")]
 
 
 class RawHooks(hooks_pb2_grpc.TrialHooksServicer, Recorder):
@@ -153,8 +181,8 @@ class RawHooks(hooks_pb2_grpc.TrialHooksServicer, Recorder):
         return request
 
 
-def serve(servicer: Any) -> tuple[grpc.Server, str]:
-    """Serves `servicer` on a free port; returns (server, "grpc://127.0.0.1:<port>")."""
+def serve(servicer: Any, port: int = 0) -> tuple[grpc.Server, str]:
+    """Serves `servicer` on `port` (0: a free one); returns (server, "grpc://127.0.0.1:<port>")."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=OPTIONS)
     if isinstance(servicer, RawEnv):
         environment_pb2_grpc.add_EnvironmentServicer_to_server(servicer, server)
@@ -164,6 +192,6 @@ def serve(servicer: Any) -> tuple[grpc.Server, str]:
         hooks_pb2_grpc.add_TrialHooksServicer_to_server(servicer, server)
     else:
         data_pb2_grpc.add_LogExporterServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     return server, f"grpc://127.0.0.1:{port}"

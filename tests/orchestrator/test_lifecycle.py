@@ -18,6 +18,7 @@ from cogment.errors import ConfigurationError, LifecycleError
 from cogment.orchestrator import Orchestrator
 from tests.orchestrator.conftest import TIMEOUT, act, start_trial
 from tests.orchestrator.raw import RawHooks
+from tests.waiting import TrialLookups, wait_until
 
 PROJECT_YAML = Path(__file__).resolve().parents[1] / "project" / "cogment.yaml"
 TWO_HUMANS = [("player", "human"), ("player", "human"), ("watcher", "")]
@@ -44,10 +45,13 @@ def test_inactivity_reaps_within_one_and_a_half_times_the_limit(project, orchest
     pending = stub.Action.future(
         orchestrator_pb2.TrialActionRequest(trial_id=started.trial_id, actor_id=0), timeout=TIMEOUT
     )
-    while is_live(stub, started.trial_id):
-        assert time.monotonic() - begun < 1.5
-        time.sleep(0.02)
-    assert time.monotonic() - begun >= 0.9
+    wait_until(
+        lambda: not is_live(stub, started.trial_id),
+        TIMEOUT,
+        "the trial is reaped",
+        interval=0.02,
+    )
+    assert 0.9 <= time.monotonic() - begun < 1.5
     reply = pending.result(timeout=TIMEOUT)
     assert reply.trial_is_over
     journal = project.services.JOURNAL.events(started.trial_id)
@@ -61,26 +65,49 @@ def test_heartbeats_and_actions_keep_a_trial_alive(project, orchestrator, trial_
     orch = orchestrator(project.params(max_inactivity=1))
     stub = trial_stub(orch)
     started = start_trial(stub, rounds=0)
-    until = time.monotonic() + 2.0
-    while time.monotonic() < until:
+    # each phase lasts until a trial started after the last activity before it, and left
+    # idle, is reaped: without that phase's activity, `started` would be reaped by then
+    idle = start_trial(stub, rounds=0)
+    while is_live(stub, idle.trial_id):
         stub.Heartbeat(
             orchestrator_pb2.TrialHeartbeatRequest(trial_id=started.trial_id), timeout=TIMEOUT
         )
-        time.sleep(0.3)
-    until = time.monotonic() + 1.5
-    while time.monotonic() < until:
-        act(stub, started.trial_id, 0)
-        time.sleep(0.3)
+        time.sleep(0.3)  # the client's pace between two heartbeats: well within the 1 s limit
     assert is_live(stub, started.trial_id)
-    time.sleep(1.6)
-    assert not is_live(stub, started.trial_id)
+    idle = start_trial(stub, rounds=0)
+    while is_live(stub, idle.trial_id):
+        act(stub, started.trial_id, 0)
+        time.sleep(0.3)  # the client's pace between two actions: well within the 1 s limit
+    assert is_live(stub, started.trial_id)
+    wait_until(
+        lambda: not is_live(stub, started.trial_id),
+        TIMEOUT,
+        "the trial, idle now, is reaped",
+        interval=0.02,
+    )
 
 
-def test_agent_only_trials_are_not_reaped(project, orchestrator, trial_stub):
-    orch = orchestrator(project.params(actors=[("watcher", "")], max_inactivity=1))
+def test_agent_only_trials_are_not_reaped(project, orchestrator, trial_stub, raw_server):
+    def rewrite(context: Any) -> None:  # user "agents" gets an agent-only trial
+        if context.user_id == "agents":
+            del context.params.actors[:1]
+
+    hook = raw_server(RawHooks(rewrite))
+    actors = [("player", "human"), ("watcher", "")]
+    orch = orchestrator(project.params(actors=actors, max_inactivity=1), pre_hooks=[hook])
     stub = trial_stub(orch)
-    started = start_trial(stub)
-    time.sleep(1.3)
+    started = start_trial(stub, user_id="agents")
+    assert started.actor_id == -1
+    # a trial started later, with a human who never acts: once the orchestrator reaped it,
+    # the moment it would have reaped the agent-only trial has passed
+    later = start_trial(stub)
+    assert later.actor_id == 0
+    wait_until(
+        lambda: not is_live(stub, later.trial_id),
+        TIMEOUT,
+        "the trial with an idle human is reaped",
+        interval=0.02,
+    )
     assert is_live(stub, started.trial_id)
     stub.End(orchestrator_pb2.TrialEndRequest(trial_id=started.trial_id), timeout=TIMEOUT)
 
@@ -93,6 +120,7 @@ def test_shutdown_ends_every_trial(project, orchestrator, trial_stub, raw_server
     hook = raw_server(RawHooks(rewrite))
     orch = orchestrator(project.params(actors=TWO_HUMANS), pre_hooks=[hook])
     stub = trial_stub(orch)
+    lookups = TrialLookups(orch)
     human = start_trial(stub)
     pending = stub.Action.future(
         orchestrator_pb2.TrialActionRequest(trial_id=human.trial_id, actor_id=0), timeout=TIMEOUT
@@ -103,7 +131,8 @@ def test_shutdown_ends_every_trial(project, orchestrator, trial_stub, raw_server
         iter([orchestrator_pb2.TrialActionRequest(trial_id=agents_only.trial_id, actor_id=-1)]),
         timeout=TIMEOUT,
     )
-    time.sleep(0.3)  # the watch request and the action reach the orchestrator
+    lookups.wait(human.trial_id, 1, TIMEOUT, "the action reached the orchestrator")
+    lookups.wait(agents_only.trial_id, 1, TIMEOUT, "the watch request reached the orchestrator")
     assert orch.trial_count == 2
     orch.stop()
     assert pending.result(timeout=TIMEOUT).trial_is_over

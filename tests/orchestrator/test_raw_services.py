@@ -1,5 +1,5 @@
 """The orchestrator against services written straight on grpcio (another SDK, in effect):
-what our SDK never sends, failures, deadlines, big payloads, the datalog."""
+what our SDK never sends, failures, deadlines, big payloads (the datalog: test_recording.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from cogment.api import agent_pb2, common_pb2, orchestrator_pb2
 from tests.orchestrator.conftest import TIMEOUT, raw_params
-from tests.orchestrator.raw import RawAgent, RawEnv, RawHooks, RawLogExporter, one_observation
+from tests.orchestrator.raw import RawAgent, RawEnv, RawHooks, one_observation
+from tests.waiting import wait_until
 
 HUMAN_AND_AGENT = [("player", "human")]
 
@@ -71,36 +72,6 @@ def test_foreign_feedback_and_messages(orchestrator, trial_stub, raw_server):
     assert [len(u.action_set.actions) for u in updates] == [2, 2, 2]
 
 
-def test_datalog(orchestrator, trial_stub, raw_server):
-    exporter = RawLogExporter()
-
-    def decide(request: Any) -> Any:
-        reply = agent_pb2.AgentDecideReply(action=common_pb2.Action(content=b"\x08\x01"))
-        reply.feedbacks.add(actor_id=0, tick_id=-1, value=2.0, confidence=1.0)
-        return reply
-
-    env = RawEnv()
-    agent = RawAgent(decide)
-    params = raw_params(raw_server(env), [("player", "human"), ("player", raw_server(agent))], 3)
-    orch = orchestrator(params, datalog_endpoint=raw_server(exporter))
-    stub = trial_stub(orch)
-    started = stub.Start(orchestrator_pb2.TrialStartRequest(user_id="ann"), timeout=TIMEOUT)
-    for _ in range(3):
-        action(stub, started.trial_id, content=b"\x08\x02")
-    assert exporter.finished.wait(TIMEOUT)
-    messages = exporter.of("Log")
-    assert messages[0].WhichOneof("msg") == "trial_params"
-    assert messages[0].trial_params == params
-    samples = [m.sample for m in messages[1:]]
-    assert len(samples) == 4  # one per tick, then the last observation
-    for t, sample in enumerate(samples[:3]):
-        assert sample.trial_id == started.trial_id and sample.user_id == "ann"
-        assert [a.content for a in sample.actions] == [b"\x08\x02", b"\x08\x01"]
-        assert [r.value for r in sample.rewards] == [2.0, 0.0]
-        assert sample.rewards[0].feedbacks[0].tick_id == t
-    assert not samples[3].actions and len(samples[3].observations.observations) == 1
-
-
 def test_join_turns_a_delta_into_a_snapshot(orchestrator, trial_stub, raw_server):
     import data_pb2
 
@@ -126,27 +97,30 @@ def test_join_turns_a_delta_into_a_snapshot(orchestrator, trial_stub, raw_server
 
 def test_a_slow_agent_ends_its_trial(orchestrator, trial_stub, raw_server):
     env = RawEnv()
-    slow = RawAgent(delay=2.0)
+    answer = threading.Event()  # the agent's Decide answers only once the test is done
+    slow = RawAgent(hold=answer)
     params = raw_params(raw_server(env), [("player", "human"), ("player", raw_server(slow))])
     orch = orchestrator(params, response_timeout=0.5)
     stub = trial_stub(orch)
-    started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
-    begun = time.monotonic()
-    with pytest.raises(grpc.RpcError) as caught:
-        action(stub, started.trial_id)
-    assert time.monotonic() - begun < 2.0
-    assert caught.value.code() == grpc.StatusCode.ABORTED
-    message = caught.value.details() or ""
-    assert message.startswith(f"trial {started.trial_id} ended: agent actor 1 (class 'player')")
-    assert "Decide failed: DEADLINE_EXCEEDED" in message and "within 0.5 s" in message
-    with pytest.raises(grpc.RpcError) as later:
-        action(stub, started.trial_id)
-    assert later.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "failed: agent actor 1" in (later.value.details() or "")
-    deadline = time.monotonic() + TIMEOUT
-    while not (env.of("End") and slow.of("End")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(env.of("End")) == 1 and len(slow.of("End")) == 1
+    try:
+        started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
+        begun = time.monotonic()
+        with pytest.raises(grpc.RpcError) as caught:
+            action(stub, started.trial_id)
+        assert time.monotonic() - begun < 2.0
+        assert caught.value.code() == grpc.StatusCode.ABORTED
+        message = caught.value.details() or ""
+        assert message.startswith(f"trial {started.trial_id} ended: agent actor 1 (class 'player')")
+        assert "Decide failed: DEADLINE_EXCEEDED" in message and "within 0.5 s" in message
+        with pytest.raises(grpc.RpcError) as later:
+            action(stub, started.trial_id)
+        assert later.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "failed: agent actor 1" in (later.value.details() or "")
+        wait_until(lambda: env.of("End") and slow.of("End"), TIMEOUT, "both services got End")
+        orch.stop()  # waits for the trial's task: every End it would call has been called
+        assert len(env.of("End")) == 1 and len(slow.of("End")) == 1
+    finally:
+        answer.set()
 
 
 def test_a_failing_trial_next_to_a_healthy_one(orchestrator, trial_stub, raw_server, project):
@@ -160,7 +134,8 @@ def test_a_failing_trial_next_to_a_healthy_one(orchestrator, trial_stub, raw_ser
             context.params.actors[1].endpoint = failing_endpoint
 
     hook = raw_server(RawHooks(rewrite))
-    stub = trial_stub(orchestrator(project.params(max_steps=10), pre_hooks=[hook]))
+    orch = orchestrator(project.params(max_steps=10), pre_hooks=[hook])
+    stub = trial_stub(orch)
     healthy = stub.Start(orchestrator_pb2.TrialStartRequest(user_id="fine"), timeout=TIMEOUT)
     doomed = stub.Start(orchestrator_pb2.TrialStartRequest(user_id="doomed"), timeout=TIMEOUT)
     errors: list[grpc.RpcError] = []
@@ -181,6 +156,9 @@ def test_a_failing_trial_next_to_a_healthy_one(orchestrator, trial_stub, raw_ser
     details = errors[0].details() or ""
     assert details.startswith(f"trial {doomed.trial_id} ended: agent actor 1 (class 'player')")
     assert f"at {failing_endpoint}: Decide failed: UNKNOWN" in details
+    # a failure tells the clients first, then calls End on the services
+    wait_until(lambda: failing.of("End"), TIMEOUT, "the failing agent got End")
+    orch.stop()  # waits for the trials' tasks: every End they would call has been called
     assert len(failing.of("End")) == 1
 
 
@@ -202,29 +180,16 @@ def test_unreachable_environment(orchestrator, trial_stub):
 
 def test_a_bad_observation_set_fails_the_trial(orchestrator, trial_stub, raw_server):
     env = RawEnv(observation=lambda tick, n: one_observation(b"", n + 1 if tick else n, tick))
-    stub = trial_stub(orchestrator(raw_params(raw_server(env), [("player", "human")])))
+    orch = orchestrator(raw_params(raw_server(env), [("player", "human")]))
+    stub = trial_stub(orch)
     started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
     with pytest.raises(grpc.RpcError) as caught:
         action(stub, started.trial_id)
     assert caught.value.code() == grpc.StatusCode.ABORTED
     assert "ObservationSet" in (caught.value.details() or "")
-    deadline = time.monotonic() + TIMEOUT
-    while not env.of("End") and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: env.of("End"), TIMEOUT, "the environment got End")
+    orch.stop()  # waits for the trial's task: every End it would call has been called
     assert len(env.of("End")) == 1
-
-
-def test_an_unreachable_datalog_does_not_affect_trials(orchestrator, trial_stub, raw_server):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = RawEnv()
-    params = raw_params(raw_server(env), [("player", "human")], max_steps=3)
-    stub = trial_stub(orchestrator(params, datalog_endpoint=f"grpc://127.0.0.1:{port}"))
-    started = stub.Start(orchestrator_pb2.TrialStartRequest(), timeout=TIMEOUT)
-    assert [action(stub, started.trial_id).trial_is_over for _ in range(3)] == [False, False, True]
 
 
 def test_one_channel_per_endpoint_for_all_trials(orchestrator, trial_stub, raw_server):
