@@ -7,9 +7,7 @@ cogment.yaml. And the commands deploy/README.md tells to type."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
 import posixpath
 import re
 import shlex
@@ -17,10 +15,8 @@ from typing import Any, Optional
 
 import pytest
 
-from cogment.cli import build_parser
 from cogment.cogment_yaml import load_spec
 from cogment.endpoint import parse_grpc_endpoint, parse_orchestrator_endpoint
-from cogment.orchestrator.cli import build_parser as orchestrator_parser
 from tests.deploy.cluster import (
     BASE_IMAGE,
     CITY_IMAGE,
@@ -35,40 +31,11 @@ from tests.deploy.cluster import (
     container_port,
     service_host,
 )
+from tests.deploy.commands import NO_ADVERTISE, has_advertise, parse_cogment, without_advertise
 from tests.deploy.conftest import run_scripts
 from tests.deploy.dockerfile import StagedImage
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-ADVERTISE = "--advertise"
-NO_ADVERTISE = (
-    "`cogment orchestrator --advertise HOST:PORT` is not in this checkout yet (issue 16's "
-    "routing, merged by the lead): the orchestrators' --advertise is checked once it is"
-)
-
-
-def has_advertise() -> bool:
-    _, unknown = orchestrator_parser().parse_known_args([ADVERTISE, "host:9000"])
-    return not unknown
-
-
-def parse_cogment(argv: list[str]) -> argparse.Namespace:
-    """`cogment ...` parsed by the `cogment` command's own parser; a refusal fails the test
-    with what argparse printed."""
-    assert argv[0] == "cogment", argv
-    parser = build_parser(argv[1])
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
-            return parser.parse_args(argv[1:])
-    except SystemExit:
-        raise AssertionError(f"{shlex.join(argv)}: refused:\n{printed.getvalue()}") from None
-
-
-def without_advertise(argv: list[str]) -> list[str]:
-    if ADVERTISE not in argv or has_advertise():
-        return argv
-    i = argv.index(ADVERTISE)
-    return argv[:i] + argv[i + 2 :]
 
 
 @dataclasses.dataclass

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.deploy.cluster import NAMESPACE, Cluster, Manifest, container_argv
+from tests.deploy.commands import without_advertise
 from tests.deploy.dockerfile import StagedImage
-from tests.deploy.test_commands import without_advertise
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
