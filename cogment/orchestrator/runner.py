@@ -62,6 +62,8 @@ class Orchestrator:
             serves TLS with (both or neither; neither: plaintext).
         tls_ca: PEM file of the CA certificates that the services called at `grpcs://`
             endpoints are checked against (None: the system's roots).
+        advertise: the `host:port` clients and other orchestrators reach this one at, put
+            into its trials' ids (default: `host:port` as bound).
 
     Raises:
         ConfigurationError: a bad argument, a project that does not load, or TLS files that
@@ -83,6 +85,7 @@ class Orchestrator:
         tls_cert: Optional[FilePath] = None,
         tls_key: Optional[FilePath] = None,
         tls_ca: Optional[FilePath] = None,
+        advertise: Optional[str] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -98,6 +101,7 @@ class Orchestrator:
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_ca=tls_ca,
+            advertise=advertise,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -121,6 +125,11 @@ class Orchestrator:
     def tls(self) -> bool:
         """True when the port serves TLS."""
         return self._server.tls
+
+    @property
+    def advertised(self) -> str:
+        """The `host:port` put into the ids of this orchestrator's trials (once started)."""
+        return self._server.advertised
 
     @property
     def trial_count(self) -> int:
