@@ -134,6 +134,7 @@ class Trial:
         except Exception as error:  # a failing service, a refused start, a bug of ours
             self.end.finish_by(error)
         finally:
+            self._rt.replicas.release(self.id)
             await self._close()
 
     async def _start(self) -> None:
