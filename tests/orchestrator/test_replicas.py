@@ -5,6 +5,7 @@ DNS (a resolver given to it: the names and their addresses are the test's)."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import types
 from collections.abc import Awaitable
@@ -213,36 +214,76 @@ def test_a_single_address_endpoint_is_used_as_written() -> None:
     assert names.lookups == 0  # addresses and this machine: nothing to resolve
 
 
-def test_a_name_is_resolved_again_and_at_once_after_a_failure() -> None:
+async def _resolved_again() -> int:
+    """Two replicas of a name where nothing listens: both fail to connect, and the name is
+    asked again at once (the interval is 60 s); returns how many lookups were made."""
     names = Names(**{"agents.test": ["127.0.0.2", "127.0.0.3"]})
-    endpoint = "grpc://agents.test:9"  # nothing listens: each replica fails to connect
+    endpoint = "grpc://agents.test:9"
+    endpoints = Endpoints()
+    replicas = Replicas(endpoints, resolve_interval=60.0, lookup=names)
+    picked = [await replicas.pick(f"t{i}", endpoint, "agent") for i in range(3)]
+    assert sorted(set(picked)) == ["grpc://127.0.0.2:9", "grpc://127.0.0.3:9"]
+    assert sorted(s.live for s in replicas.state(endpoint)) == [1, 2]
+    names.names["agents.test"] = ["127.0.0.3", "127.0.0.4"]
+    await _until(
+        lambda: (
+            [s.endpoint for s in replicas.state(endpoint)]
+            == ["grpc://127.0.0.3:9", "grpc://127.0.0.4:9"]
+        ),
+        "the new addresses",
+    )
+    kept = replicas.state(endpoint)[0]
+    assert kept.live in (1, 2)  # the replica that stayed kept its trials
+    for i in range(3):
+        replicas.release(f"t{i}")
+    assert [s.live for s in replicas.state(endpoint)] == [0, 0]
+    await replicas.close()
+    await endpoints.close()
+    return names.lookups
 
-    async def main() -> None:
-        endpoints = Endpoints()
-        replicas = Replicas(endpoints, resolve_interval=60.0, lookup=names)
-        picked = [await replicas.pick(f"t{i}", endpoint, "agent") for i in range(3)]
-        assert sorted(set(picked)) == ["grpc://127.0.0.2:9", "grpc://127.0.0.3:9"]
-        assert sorted(s.live for s in replicas.state(endpoint)) == [1, 2]
-        # both replicas fail to connect: marked down, and the name asked again at once
-        # (the interval is 60 s)
-        names.names["agents.test"] = ["127.0.0.3", "127.0.0.4"]
-        await _until(
-            lambda: (
-                [s.endpoint for s in replicas.state(endpoint)]
-                == ["grpc://127.0.0.3:9", "grpc://127.0.0.4:9"]
-            ),
-            "the new addresses",
-        )
-        kept = replicas.state(endpoint)[0]
-        assert kept.live in (1, 2)  # the replica that stayed kept its trials
-        for i in range(3):
-            replicas.release(f"t{i}")
-        assert [s.live for s in replicas.state(endpoint)] == [0, 0]
+
+async def _tls_checked(ca: str, port: int) -> Optional[str]:
+    """Calls both replicas of `grpcs://agents.test:<port>` (their certificate names
+    agents.test only), then one of their addresses without the name: its status."""
+    names = Names(**{"agents.test": list(ENV_HOSTS)})
+    endpoint = f"grpcs://agents.test:{port}"
+    endpoints = Endpoints(tls_ca=ca)
+    replicas = Replicas(endpoints, lookup=names)
+    plain = Endpoints(tls_ca=ca)
+    try:
+        picked = {await replicas.pick(f"t{i}", endpoint, "agent") for i in range(2)}
+        assert picked == {f"grpcs://{h}:{port}" for h in ENV_HOSTS}
+        for replica in picked:
+            try:
+                await endpoints.agent(replica).Version(common_pb2.VersionRequest(), timeout=TIMEOUT)
+            except grpc.aio.AioRpcError as error:
+                raise AssertionError(f"{replica}: {error.code().name}: {error.details()}") from None
+        try:
+            await plain.agent(f"grpcs://{ENV_HOSTS[0]}:{port}").Version(
+                common_pb2.VersionRequest(), timeout=TIMEOUT
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+    finally:
         await replicas.close()
         await endpoints.close()
+        await plain.close()
+    return None
 
-    _run(main())
-    assert names.lookups >= 2
+
+def _call(scenario: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return _run(scenario(*args))
+
+
+def _in_fresh_process(scenario: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Runs `scenario(*args)` on the event loop of a new process: grpc.aio serves one event
+    loop at a time per process, and this one has run the orchestrators of other tests."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply_async(_call, (scenario, *args)).get(TIMEOUT * 3)  # type: ignore[no-any-return]
+
+
+def test_a_name_is_resolved_again_and_at_once_after_a_failure() -> None:
+    assert _in_fresh_process(_resolved_again) >= 2
 
 
 def test_grpcs_replicas_of_a_name_check_the_certificate_against_the_name(
@@ -251,39 +292,16 @@ def test_grpcs_replicas_of_a_name_check_the_certificate_against_the_name(
     cert = make_certificate(tmp_path, "replicas", hosts="DNS:agents.test")
     servers: list[cogment.GrpcServer] = []
     port = 0
-    for host in ENV_HOSTS:  # one port on every address, as a name's replicas have
-        server = cogment.GrpcServer(
-            project_services.PlayerAgent, cog_settings, port=port, host=host,
-            tls_cert=cert.cert, tls_key=cert.key,
-        )  # fmt: skip
-        servers.append(server.start())
-        port = server.port
-    names = Names(**{"agents.test": list(ENV_HOSTS)})
-    endpoint = f"grpcs://agents.test:{port}"
-
-    async def main() -> Optional[str]:
-        endpoints = Endpoints(tls_ca=cert.cert)
-        replicas = Replicas(endpoints, lookup=names)
-        picked = {await replicas.pick(f"t{i}", endpoint, "agent") for i in range(2)}
-        assert picked == {f"grpcs://{h}:{port}" for h in ENV_HOSTS}
-        for replica in picked:  # the certificate names agents.test only: checked against it
-            await endpoints.agent(replica).Version(common_pb2.VersionRequest(), timeout=TIMEOUT)
-        # the same address without the name: the certificate does not name it
-        plain = Endpoints(tls_ca=cert.cert)
-        try:
-            await plain.agent(f"grpcs://{ENV_HOSTS[0]}:{port}").Version(
-                common_pb2.VersionRequest(), timeout=TIMEOUT
-            )
-        except grpc.aio.AioRpcError as error:
-            return error.code().name
-        finally:
-            await replicas.close()
-            await endpoints.close()
-            await plain.close()
-        return None
-
     try:
-        assert _run(main()) == "UNAVAILABLE"
+        for host in ENV_HOSTS:  # one port on every address, as a name's replicas have
+            server = cogment.GrpcServer(
+                project_services.PlayerAgent, cog_settings, port=port, host=host,
+                tls_cert=cert.cert, tls_key=cert.key,
+            )  # fmt: skip
+            servers.append(server.start())
+            port = server.port
+        # both replicas answer (checked against the name); the bare address is refused
+        assert _in_fresh_process(_tls_checked, str(cert.cert), port) == "UNAVAILABLE"
     finally:
         for server in servers:
             server.stop()
