@@ -105,6 +105,19 @@ class Endpoints:
         if parsed is not None:
             self._tls_names[parsed] = name
 
+    async def forget(self, endpoint: str) -> None:
+        """Closes the channel to `endpoint` and drops its stubs (a replica gone for good, that
+        no trial uses any more); a later use opens a new one."""
+        parsed = parse_grpc_endpoint(endpoint, scheme_optional=True)
+        if parsed is None:
+            return
+        self._tls_names.pop(parsed, None)
+        for key in [key for key in self._stubs if key[1] == endpoint]:
+            del self._stubs[key]
+        channel = self._channels.pop(parsed, None)
+        if channel is not None:
+            await channel.close(None)
+
     def _stub(self, kind: str, endpoint: str) -> Any:
         key = (kind, endpoint)
         stub = self._stubs.get(key)

@@ -67,6 +67,9 @@ class Channels(Protocol):
     def verify_as(self, endpoint: str, name: str) -> None:
         """TLS calls to `endpoint` (an address) check the certificate against `name`."""
 
+    async def forget(self, endpoint: str) -> None:
+        """Closes the channel to `endpoint` (no trial uses it any more)."""
+
 
 class ReplicaState(NamedTuple):
     """A replica as `Replicas.state` tells it: its address, its live trials (or hook calls),
@@ -78,13 +81,14 @@ class ReplicaState(NamedTuple):
 
 
 class _Replica:
-    __slots__ = ("down", "endpoint", "live", "watcher")
+    __slots__ = ("down", "endpoint", "gone", "live", "watcher")
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         self.live = 0
         self.down = False
         self.watcher: Optional[asyncio.Task[None]] = None
+        self.gone = False  # no longer a replica of its endpoint (its channel closes once unused)
 
 
 class _Group:
@@ -186,6 +190,8 @@ class Replicas:
         """The trial is over: it no longer counts on its replicas."""
         for replica in self._pins.pop(trial_id, ()):
             replica.live -= 1
+            if replica.gone and not replica.live:
+                self._forget(replica)
 
     def state(self, endpoint: str) -> list[ReplicaState]:
         """The replicas of `endpoint` as known now (empty: it names one address, or no trial
@@ -296,6 +302,9 @@ class Replicas:
             return
         for gone in known.values():  # its trials go on; it gets no new ones
             self._stop_watching(gone)
+            gone.gone = True
+            if not gone.live:
+                self._forget(gone)
         group.replicas = replicas
         group.turn = 0
         if replicas:
@@ -369,6 +378,16 @@ class Replicas:
         )
         if not group.static:  # it may be gone for good: ask the name again now
             self._spawn(self._refresh(group))
+
+    def _forget(self, replica: _Replica) -> None:
+        """Closes the channel of a replica gone from its endpoint, once no trial uses it
+        (unless another endpoint names the same address)."""
+        url = replica.endpoint
+        if url in self._groups or any(
+            r.endpoint == url for g in self._groups.values() for r in g.replicas
+        ):
+            return
+        self._spawn(self._channels.forget(url))
 
     def _stop_watching(self, replica: _Replica) -> None:
         if replica.watcher is not None:

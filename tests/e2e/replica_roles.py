@@ -126,10 +126,10 @@ def run_client(orchestrators: str, trials: int, threads: int) -> int:
         with lock:
             print(json.dumps({"id": trial.id}), flush=True)
 
-    with Connection(cog_settings, orchestrators.split(","), timeout=TIMEOUT) as conn:
-        with ThreadPoolExecutor(threads) as pool:
-            for done in [pool.submit(play, conn) for _ in range(trials)]:
-                done.result(TIMEOUT * 3)
+    connection = Connection(cog_settings, orchestrators.split(","), timeout=TIMEOUT)
+    with connection as conn, ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(play, conn) for _ in range(trials)]:
+            done.result(TIMEOUT * 3)
     print("done", flush=True)
     return 0
 
