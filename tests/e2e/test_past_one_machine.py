@@ -212,7 +212,7 @@ def test_three_orchestrators_and_replicas(
             trial.end()
         survivors = endpoints[:2]
         later = [conn.start_trial("player") for _ in range(4)]
-        assert sorted(owner_of(t.id) for t in later) == sorted(survivors * 2)
+        assert sorted(str(owner_of(t.id)) for t in later) == sorted(survivors * 2)
 
         # an agent replica killed: its trials fail naming it, the others go on, new trials
         # avoid it

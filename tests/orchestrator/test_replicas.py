@@ -55,7 +55,7 @@ class Served:
 SERVED = Served()
 
 
-def _at(base: type, where: str) -> type:
+def _at(base: Any, where: str) -> type:
     """A subclass of the project's `base` service recording every call it serves."""
 
     if issubclass(base, cogment.Environment):
