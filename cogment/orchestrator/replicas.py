@@ -10,7 +10,7 @@ trial must go there. `Replicas`:
   `RESOLVE_INTERVAL` seconds in the background, and at once after a replica failed;
 - pins the environment and each agent actor of a trial to one replica for the trial's whole
   life (`pin`, called with the trial's parameters, rewrites their endpoints to the replicas'
-  addresses: `GetTrialParams` and the datalog show where each one ran), and each pre-trial
+  addresses: the datalog records where each one ran), and each pre-trial
   hook call (`pick`); new trials go to the replica with the fewest live trials (in turn
   among equals);
 - watches each replica's channel: a replica whose connection is lost, or that cannot be
