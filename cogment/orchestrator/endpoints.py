@@ -88,8 +88,8 @@ class Endpoints:
                     self._credentials = channel_credentials(self._tls_ca)
                 name = self._tls_names.get(parsed)
                 options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
-                if name is not None:
-                    options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", name)]
+                if name is not None:  # a replica's address: its certificate names `name`
+                    options.append(("grpc.ssl_target_name_override", name))
                 channel = grpc.aio.secure_channel(
                     parsed.address, self._credentials, options=options
                 )
