@@ -232,6 +232,14 @@ def test_three_orchestrators_and_replicas(
         for trial in on[AGENT_HOSTS[1]]:
             _play(trial, 2)
             trial.end()
+        marked_down = f"replica grpc://{re.escape(dead)} .*: no new trials go there"
+        for host in ORCH_HOSTS[:2]:  # each surviving orchestrator saw the replica go
+            log = tmp_path / f"orch-{host}.log"
+            wait_until(
+                lambda log=log: re.search(marked_down, log.read_text()),
+                TIMEOUT,
+                f"orchestrator {host} marking {dead} down",
+            )
         newest = [conn.start_trial("player") for _ in range(4)]
         for trial in newest:
             _play(trial, 1)
