@@ -6,7 +6,8 @@ list (`grpc://10.0.0.1:9001,10.0.0.2:9001`, see `cogment.endpoint`). A trial's e
 and agents live in the memory of the replica that got their `Start`, so every call of the
 trial must go there. `Replicas`:
 
-- resolves each endpoint once, at its first trial (off the event loop), then every
+- resolves each endpoint once, at its first trial (off the event loop; that trial waits,
+  at most `FIRST_CONTACT_TIMEOUT` s, for the replicas to be connected), then every
   `RESOLVE_INTERVAL` seconds in the background, and at once after a replica failed;
 - pins the environment and each agent actor of a trial to one replica for the trial's whole
   life (`pin`, called with the trial's parameters, rewrites their endpoints to the replicas'
@@ -56,6 +57,11 @@ async def lookup_addresses(host: str, port: int) -> list[str]:
     """The addresses of `host` (getaddrinfo, in the event loop's executor)."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
+
+
+FIRST_CONTACT_TIMEOUT = 2.0
+"""Seconds the first trial of a replicated endpoint waits, at most, for its replicas to be
+connected (once per endpoint; a replica not connected by then gets trials once it is)."""
 
 
 class Channels(Protocol):
@@ -249,10 +255,25 @@ class Replicas:
         if len(entries) > 1 or not group.static:
             found = await self._resolve(group)
             self._update(group, found if found is not None else [(e.url, None) for e in entries])
+            if group.replicas:
+                await self._first_contact(group)
         self._groups[endpoint] = group
         if not group.static and self._refresher is None and not self._closed:
             self._refresher = asyncio.ensure_future(self._refresh_periodically())
         return group
+
+    async def _first_contact(self, group: _Group) -> None:
+        """Waits (at most FIRST_CONTACT_TIMEOUT s) until every replica is connected, so that
+        the endpoint's first trials go to replicas known to answer."""
+        waits = [
+            asyncio.ensure_future(self._channels.channel(r.endpoint).channel_ready())
+            for r in group.replicas
+        ]
+        _, pending = await asyncio.wait(waits, timeout=FIRST_CONTACT_TIMEOUT)
+        for wait in pending:
+            wait.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _resolve(self, group: _Group) -> Optional[list[tuple[str, Optional[str]]]]:
         """Every replica of the group: (endpoint, the name its certificate must show); None
