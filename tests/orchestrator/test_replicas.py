@@ -181,7 +181,9 @@ class Names:
     """A resolver for `Replicas`: the test's names and their addresses (`later`: what they
     resolve to from the second lookup on); counts lookups."""
 
-    def __init__(self, later: Optional[dict[str, list[str]]] = None, **names: list[str]) -> None:
+    def __init__(
+        self, names: dict[str, list[str]], later: Optional[dict[str, list[str]]] = None
+    ) -> None:
         self.names = names
         self.later = later or names
         self.lookups = 0
@@ -195,7 +197,7 @@ class Names:
 
 
 def test_a_single_address_endpoint_is_used_as_written() -> None:
-    names = Names()
+    names = Names({})
 
     async def main() -> None:
         endpoints = Endpoints()
@@ -221,8 +223,8 @@ async def _resolved_again() -> int:
     """Two replicas of a name where nothing listens: both fail to connect, and the name is
     asked again at once (the interval is 60 s); returns how many lookups were made."""
     names = Names(
+        {"agents.test": ["127.0.0.2", "127.0.0.3"]},
         later={"agents.test": ["127.0.0.3", "127.0.0.4"]},
-        **{"agents.test": ["127.0.0.2", "127.0.0.3"]},
     )
     endpoint = "grpc://agents.test:9"
     endpoints = Endpoints()
@@ -257,7 +259,7 @@ async def _resolved_again() -> int:
 async def _tls_checked(ca: str, port: int) -> Optional[str]:
     """Calls both replicas of `grpcs://agents.test:<port>` (their certificate names
     agents.test only), then one of their addresses without the name: its status."""
-    names = Names(**{"agents.test": list(ENV_HOSTS)})
+    names = Names({"agents.test": list(ENV_HOSTS)})
     endpoint = f"grpcs://agents.test:{port}"
     endpoints = Endpoints(tls_ca=ca)
     replicas = Replicas(endpoints, lookup=names)
