@@ -80,6 +80,7 @@ class Setup:
         self.run = run
         self.clients: list[Worker] = []
         self.services: list[Worker] = []
+        self.orchestrators: list[tuple[Worker, int]] = []  # (worker, port), in start order
 
     def spawn(
         self, role: str, args: list[str], *, profile_as: str = "", client: bool = False
@@ -246,11 +247,13 @@ def _cogment_setup(
     payload: int = 16,
     delta: bool = False,
     datalog: str = "",
+    orchestrators: int = 1,
 ) -> tuple[Worker, Worker, Worker, list[int]]:
     """SDK agent and env, and the orchestrator on a yaml pointing at them (recording into
     a new SQLite store with `datalog="sqlite"`, through a `cogment datalog serve` process
     with "serve"), started at once and ready; returns them and their ports (orchestrator,
-    agent, env)."""
+    agent, env). With `orchestrators` > 1, as many orchestrator processes on that yaml (all
+    in `setup.orchestrators`)."""
     settings = run.project.settings()
     shared = run.shared_services()
     if shared is not None:
@@ -283,11 +286,26 @@ def _cogment_setup(
         delta=delta,
         datalog=section,
     )
-    orch = setup.spawn(
-        "orchestrator", ["--file", yaml_path, "--port", str(port)], profile_as="orchestrator"
-    )
-    _ready(*([orch] if shared else [agent, env, orch]))
+    for i in range(orchestrators):
+        at = port if i == 0 else free_port()
+        worker = setup.spawn(
+            "orchestrator",
+            ["--file", yaml_path, "--port", str(at)],
+            profile_as="orchestrator" if i == 0 else "",
+        )
+        setup.orchestrators.append((worker, at))
+    orch = setup.orchestrators[0][0]
+    hubs = [worker for worker, _ in setup.orchestrators]
+    _ready(*(hubs if shared else [agent, env, *hubs]))
     return agent, env, orch, [port, agent_port, env_port]
+
+
+def _hub_pids(setup: Setup) -> dict[str, int]:
+    """The orchestrators' pids, as roles: `hub`, then `hub2`, ..."""
+    return {
+        "hub" if i == 0 else f"hub{i + 1}": worker.pid
+        for i, (worker, _) in enumerate(setup.orchestrators)
+    }
 
 
 def cogment_chain(
@@ -298,13 +316,16 @@ def cogment_chain(
     stream: bool = False,
     agent_only: bool = False,
     datalog: str = "",
+    orchestrators: int = 1,
 ) -> Callable[[Run], Sample]:
     """`cogment orchestrator` + SDK agent and env `GrpcServer`s + a `Connection` client;
-    `datalog`: "" (no recording), "sqlite" or "serve" (see `_cogment_setup`)."""
+    `datalog`: "" (no recording), "sqlite" or "serve" (see `_cogment_setup`); with
+    `orchestrators` > 1, that many orchestrator processes, the client's Connection given
+    them all (it spreads the trials over them)."""
 
     def run_once(run: Run) -> Sample:
         with Setup(run) as setup:
-            agent, env, orch, ports = _cogment_setup(
+            agent, env, _orch, ports = _cogment_setup(
                 run,
                 setup,
                 agents=agents,
@@ -312,16 +333,41 @@ def cogment_chain(
                 payload=payload,
                 delta=delta,
                 datalog=datalog,
+                orchestrators=orchestrators,
             )
-            args = ["--settings", run.project.settings(), "--target", _addr(ports[0])]
+            targets = ",".join(_addr(at) for _, at in setup.orchestrators)
+            args = ["--settings", run.project.settings(), "--target", targets]
             args += ["--concurrency", str(concurrency)]
             args += ["--wait-for", _addr(ports[1]), "--wait-for", _addr(ports[2])]
             args += ["--stream"] if stream else []
             args += ["--agent-only"] if agent_only else []
             client = setup.spawn("cogment-client", args, profile_as="client", client=True)
             _ready(client)
-            pids = {"hub": orch.pid, "agent": agent.pid, "env": env.pid, "client": client.pid}
-            return window(run, env, ports, pids)
+            pids = {**_hub_pids(setup), "agent": agent.pid, "env": env.pid, "client": client.pid}
+            hub_ports = [at for _, at in setup.orchestrators[1:]]
+            return window(run, env, ports + hub_ports, pids)
+
+    return run_once
+
+
+def forwarded_chain(forwarded: bool, concurrency: int = 1) -> Callable[[Run], Sample]:
+    """Two orchestrators; a 0.5-style client (raw stubs, `raw-client`) starts its trials on
+    the first and sends every action to the second (`forwarded`: which forwards each call
+    to the owner) or to the first (directly)."""
+
+    def run_once(run: Run) -> Sample:
+        with Setup(run) as setup:
+            agent, env, _orch, ports = _cogment_setup(
+                run, setup, agents=1, human=True, orchestrators=2
+            )
+            owner, other = (_addr(at) for _, at in setup.orchestrators)
+            args = ["--settings", run.project.settings(), "--start", owner]
+            args += ["--target", other if forwarded else owner]
+            args += ["--concurrency", str(concurrency)]
+            client = setup.spawn("raw-client", args, profile_as="client", client=True)
+            _ready(client)
+            pids = {**_hub_pids(setup), "agent": agent.pid, "env": env.pid, "client": client.pid}
+            return window(run, env, [*ports, setup.orchestrators[1][1]], pids)
 
     return run_once
 

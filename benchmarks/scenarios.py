@@ -1,5 +1,5 @@
-"""The measurements of issues 6, 11 (the datalog) and 14 (`cogment web`) and the order they
-run in.
+"""The measurements of issues 6, 11 (the datalog), 14 (`cogment web`) and 16 (several
+orchestrators: scenario 12) and the order they run in.
 
 Measurements are grouped with the floor they are compared to; within a group the
 repetitions are interleaved (rep 1 of every member, then rep 2, ...) so a burst of load on
@@ -76,6 +76,19 @@ def _recorded(key: str, label: str, concurrency: int) -> list[Measure]:
     ]
 
 
+def _two_orchestrators(concurrency: int) -> list[Measure]:
+    """The same trials spread by the client over two orchestrator processes (issue 16)."""
+    return [
+        Measure(
+            f"cogment.c{concurrency}.o2",
+            12,
+            f"{concurrency} trials, 2 orchestrators",
+            runners.cogment_chain(concurrency=concurrency, orchestrators=2),
+            floor=_floor_ids(f"c{concurrency}"),
+        )
+    ]
+
+
 def groups() -> list[list[Measure]]:
     """Every measurement, in running order."""
     g: list[list[Measure]] = []
@@ -140,6 +153,25 @@ def groups() -> list[list[Measure]]:
                     quick=c == 8,
                 ),
                 *(_recorded(f"c{c}", f"{c} trials", c) if c == 32 else ()),
+                *(_two_orchestrators(c) if c in (32, 128) else ()),
+            ]
+        )
+    for c in (1, 8):
+        g.append(
+            [
+                Measure(
+                    f"cogment.fwd.c{c}.direct",
+                    12,
+                    f"{c} trial(s), 0.5 client, each action to the owner",
+                    runners.forwarded_chain(forwarded=False, concurrency=c),
+                ),
+                Measure(
+                    f"cogment.fwd.c{c}.forwarded",
+                    12,
+                    f"{c} trial(s), 0.5 client, each action forwarded",
+                    runners.forwarded_chain(forwarded=True, concurrency=c),
+                    floor=(f"cogment.fwd.c{c}.direct",),
+                ),
             ]
         )
     g.append(

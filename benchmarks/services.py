@@ -4,7 +4,11 @@ Roles (run by `benchmarks.worker`):
   sdk-agent, sdk-env   the bench project's Agent/Environment served by `cogment.GrpcServer`
   orchestrator         `cogment orchestrator --file <scenario yaml> --port P`
   cogment-client       N trials driven by `cogment.client.Connection` (do_action loops),
-                       or N agent-only trials it starts and watches
+                       or N agent-only trials it starts and watches; `--target` may list
+                       several orchestrators (comma-separated)
+  raw-client           N trials driven by raw `cogment.Trial` stubs, as a 0.5 client: Start on
+                       one orchestrator, every Action sent to `--target` (the same, or another
+                       one that forwards it)
 """
 
 from __future__ import annotations
@@ -127,13 +131,14 @@ def role_cogment_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--agent-only", action="store_true")
     parser.add_argument("--wait-for", action="append", default=[], help="host:port to wait for")
     args = parser.parse_args(argv)
-    wait_for([args.target, *args.wait_for])
+    targets = args.target.split(",")
+    wait_for([*targets, *args.wait_for])
     from cogment.client import Connection  # type: ignore[attr-defined,unused-ignore]
 
     cog_settings = _settings(args.settings)
     player = cog_settings.actor_classes.player
     act = player.action_space(x=1)
-    connection = Connection(cog_settings, args.target)
+    connection = Connection(cog_settings, targets if len(targets) > 1 else targets[0])
     counts = [0] * args.concurrency
     errors: list[str] = []
     trials: list[Any] = []
@@ -179,6 +184,70 @@ def role_cogment_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
     return {"ticks": sum(counts), "errors": errors[:10]}
 
 
+def role_raw_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="raw-client")
+    parser.add_argument("--settings", required=True)
+    parser.add_argument("--start", required=True, help="the orchestrator trials start on")
+    parser.add_argument("--target", required=True, help="the orchestrator actions go to")
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args(argv)
+    wait_for([args.start, args.target])
+    from cogment.api import orchestrator_pb2, orchestrator_pb2_grpc
+
+    cog_settings = _settings(args.settings)
+    action = cog_settings.actor_classes.player.action_space(x=1).SerializeToString()
+    channels = [grpc.insecure_channel(args.start), grpc.insecure_channel(args.target)]
+    starter, target = (orchestrator_pb2_grpc.TrialStub(c) for c in channels)
+    counts = [0] * args.concurrency
+    errors: list[str] = []
+    trials: list[str] = []
+    started = threading.Barrier(args.concurrency + 1)
+
+    def run(i: int) -> None:
+        metadata = [("session_id", f"raw-client-{i}")]
+        try:
+            reply = starter.Start(
+                orchestrator_pb2.TrialStartRequest(user_id="raw"),
+                timeout=CALL_TIMEOUT,
+                metadata=metadata,
+            )
+            trials.append(reply.trial_id)
+            request = orchestrator_pb2.TrialActionRequest(
+                trial_id=reply.trial_id, actor_id=reply.actor_id
+            )
+            request.action.content = action
+            target.Action(request, timeout=CALL_TIMEOUT, metadata=metadata)
+            started.wait(120.0)
+            while not ctl.stop.is_set():
+                target.Action(request, timeout=CALL_TIMEOUT, metadata=metadata)
+                counts[i] += 1
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}")
+            started.abort()
+
+    threads = [
+        threading.Thread(target=run, args=(i,), daemon=True) for i in range(args.concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        started.wait(120.0)
+    except threading.BrokenBarrierError:
+        raise RuntimeError(f"starting trials failed: {errors[:3]}") from None
+    ctl.ready(trials=len(trials))
+    ctl.stop.wait()
+    for thread in threads:
+        thread.join(10.0)
+    for trial_id in trials:
+        try:
+            starter.End(orchestrator_pb2.TrialEndRequest(trial_id=trial_id), timeout=10.0)
+        except grpc.RpcError as error:
+            errors.append(f"end: {error.code().name}: {error.details()}")
+    for channel in channels:
+        channel.close()
+    return {"ticks": sum(counts), "errors": errors[:10]}
+
+
 def _end(trial: Any, errors: list[str]) -> None:
     try:
         trial.end()
@@ -200,4 +269,5 @@ ROLES: dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]] = {
     "sdk-env": role_sdk_env,
     "orchestrator": role_orchestrator,
     "cogment-client": role_cogment_client,
+    "raw-client": role_raw_client,
 }

@@ -17,7 +17,14 @@ from typing import Any, Optional
 
 import yaml
 
-from cogment.endpoint import GRPC_ENDPOINT_FORMS, is_actor_endpoint, is_grpc_endpoint
+from cogment.endpoint import (
+    GRPC_ENDPOINT_FORMS,
+    REPLICA_SEPARATOR,
+    SERVICE_ENDPOINT_FORMS,
+    is_actor_endpoint,
+    is_grpc_endpoint,
+    is_service_endpoint,
+)
 from cogment.errors import ConfigurationError
 from cogment.settings import (
     DATALOG_ON_FAILURE,
@@ -174,11 +181,21 @@ class _Reader:
             raise self.fail(key, f"{value} is too large (at most {0xFFFFFFFF})")
         return value
 
-    def endpoint(self, value: Any, key: str, *, human_ok: bool) -> str:
+    def endpoint(self, value: Any, key: str, *, human_ok: bool, replicas: bool = True) -> str:
+        """An endpoint; with `replicas`, a service's, which may be a list of replicas (a YAML
+        list of endpoints is written as the string `grpc://h1:p1,grpc://h2:p2`)."""
+        if replicas and isinstance(value, list) and value:
+            entries = [self.string(v, f"{key}[{i}]", required=True) for i, v in enumerate(value)]
+            value = REPLICA_SEPARATOR.join(str(entry) for entry in entries)
         text = self.string(value, key, required=True)
         assert text is not None
-        if not (is_actor_endpoint(text) if human_ok else is_grpc_endpoint(text)):
-            expected = f"'human', {GRPC_ENDPOINT_FORMS}" if human_ok else GRPC_ENDPOINT_FORMS
+        if not replicas:
+            valid, expected = is_grpc_endpoint(text), GRPC_ENDPOINT_FORMS
+        elif human_ok:
+            valid, expected = is_actor_endpoint(text), f"'human', {SERVICE_ENDPOINT_FORMS}"
+        else:
+            valid, expected = is_service_endpoint(text), SERVICE_ENDPOINT_FORMS
+        if not valid:
             raise self.fail(key, f"{text!r} is not a valid endpoint (expected {expected})")
         return text
 
@@ -300,7 +317,9 @@ def _parse_datalog(r: _Reader, value: Any) -> dict[str, Any]:
             raise r.fail(f"datalog.{key}", f"only for type {wanted} (the type is {kind})")
     fields: dict[str, Any] = {"datalog_type": kind}
     if kind == "grpc":
-        fields["datalog_url"] = r.endpoint(data.get("url"), "datalog.url", human_ok=False)
+        fields["datalog_url"] = r.endpoint(
+            data.get("url"), "datalog.url", human_ok=False, replicas=False
+        )
     else:
         fields["datalog_path"] = r.string(data.get("path"), "datalog.path", required=True)
     on_failure = r.string(data.get("on_failure"), "datalog.on_failure") or "end"

@@ -6,6 +6,11 @@ address or an IPv6 address in brackets, and a port in 1..65535), or `human`
 (`cogment.constants.HUMAN_ENDPOINT`), the actor slot a client takes. gRPC channels take the
 address `host:port`; a client names its orchestrator with or without a scheme (`host:port`
 is plaintext).
+
+An environment's, agent's or pre-trial hook's endpoint may name several replicas of one
+service: a host name with several addresses (a Kubernetes headless Service), or an explicit
+list, `grpc://10.0.0.1:9001,10.0.0.2:9001` (the scheme written once, or repeated the same on
+every entry). The orchestrator pins each trial to one of them (`orchestrator/replicas.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ GRPC_SCHEME = "grpc://"
 GRPCS_SCHEME = "grpcs://"
 GRPC_ENDPOINT_FORMS = "grpc://host:port or grpcs://host:port"
 """How an error says what a service endpoint must look like."""
+
+SERVICE_ENDPOINT_FORMS = f"{GRPC_ENDPOINT_FORMS}, or a list of replicas grpc://host:port,host:port"
+"""How an error says what an environment's, agent's or hook's endpoint must look like."""
+
+REPLICA_SEPARATOR = ","
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "[::]")
 """The hosts that mean "this machine" (as written in an endpoint)."""
@@ -87,9 +97,38 @@ def is_grpc_endpoint(text: str) -> bool:
     return parse_grpc_endpoint(text) is not None
 
 
+def parse_service_endpoint(text: str) -> Optional[list[Endpoint]]:
+    """The replicas a service endpoint names: `[endpoint]` for `grpc://host:port` or
+    `grpcs://host:port`, each entry of a list `grpc://h1:p1,h2:p2` (the scheme first, or
+    the same on every entry; no entry twice); None when `text` is none of these."""
+    if REPLICA_SEPARATOR not in text:
+        single = parse_grpc_endpoint(text)
+        return None if single is None else [single]
+    entries = [entry.strip() for entry in text.split(REPLICA_SEPARATOR)]
+    first = parse_grpc_endpoint(entries[0])
+    if first is None:
+        return None
+    scheme = GRPCS_SCHEME if first.secure else GRPC_SCHEME
+    found = [first]
+    for entry in entries[1:]:
+        if "://" not in entry:
+            entry = scheme + entry
+        parsed = parse_grpc_endpoint(entry)
+        if parsed is None or parsed.secure != first.secure or parsed in found:
+            return None
+        found.append(parsed)
+    return found
+
+
+def is_service_endpoint(text: str) -> bool:
+    """True for an environment's, agent's or hook's endpoint (see `parse_service_endpoint`)."""
+    return parse_service_endpoint(text) is not None
+
+
 def is_actor_endpoint(text: str) -> bool:
-    """True for an actor's endpoint: `human`, `grpc://host:port` or `grpcs://host:port`."""
-    return text == HUMAN_ENDPOINT or is_grpc_endpoint(text)
+    """True for an actor's endpoint: `human`, `grpc://host:port` or `grpcs://host:port`, or
+    a list of replicas (`grpc://h1:p1,h2:p2`)."""
+    return text == HUMAN_ENDPOINT or is_service_endpoint(text)
 
 
 def endpoint_address(endpoint: str) -> str:

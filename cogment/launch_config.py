@@ -11,7 +11,13 @@ from typing import Any, Optional
 import yaml
 
 from cogment.cogment_yaml import ProjectSpec, load_spec
-from cogment.endpoint import GRPCS_SCHEME, local_addresses, parse_grpc_endpoint
+from cogment.endpoint import (
+    GRPCS_SCHEME,
+    REPLICA_SEPARATOR,
+    local_addresses,
+    parse_grpc_endpoint,
+    parse_service_endpoint,
+)
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.generate import proto_module_name
 from cogment.tls import read_certificates, server_credentials
@@ -290,7 +296,11 @@ def is_stale(project: str, python_dir: str) -> bool:
 
 
 def rewrite_endpoint(endpoint: str, port_map: dict[int, int]) -> str:
-    """`grpc://localhost:9002` -> `grpc://localhost:<port_map[9002]>` for local hosts."""
+    """`grpc://localhost:9002` -> `grpc://localhost:<port_map[9002]>` for local hosts (each
+    entry of a list of replicas alike)."""
+    replicas = parse_service_endpoint(endpoint)
+    if replicas is not None and len(replicas) > 1:
+        return REPLICA_SEPARATOR.join(rewrite_endpoint(r.url, port_map) for r in replicas)
     parsed = parse_grpc_endpoint(endpoint)
     if parsed is None or not parsed.is_local or parsed.port not in port_map:
         return endpoint

@@ -14,6 +14,7 @@ from cogment.endpoint import (
     orchestrator_address,
     parse_grpc_endpoint,
     parse_orchestrator_endpoint,
+    parse_service_endpoint,
 )
 from cogment.errors import ConfigurationError
 
@@ -126,3 +127,34 @@ def test_local_addresses_are_found_as_written() -> None:
         ("grpc://[::1]:9001", 9001),
         ("grpcs://127.0.0.1:9003", 9003),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "replicas"),
+    [
+        ("grpc://a:1", [Endpoint("a", 1)]),
+        ("grpc://10.0.0.1:9001,10.0.0.2:9001", [Endpoint("10.0.0.1", 9001), Endpoint("10.0.0.2", 9001)]),
+        ("grpcs://a:1, grpcs://b:2", [Endpoint("a", 1, True), Endpoint("b", 2, True)]),
+        ("grpc://[::1]:1,[::2]:1", [Endpoint("[::1]", 1), Endpoint("[::2]", 1)]),
+    ],
+)  # fmt: skip
+def test_a_service_endpoint_may_list_replicas(text: str, replicas: list[Endpoint]) -> None:
+    assert parse_service_endpoint(text) == replicas
+    assert is_actor_endpoint(text)
+    assert (len(replicas) == 1) == is_grpc_endpoint(text)  # one replica: an endpoint as before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "grpc://a:1,",  # an empty entry
+        "a:1,grpc://b:1",  # no scheme first
+        "grpc://a:1,grpcs://b:1",  # two schemes
+        "grpc://a:1,a:1",  # an entry twice
+        "grpc://a:1,b",  # no port
+        "human,grpc://a:1",
+    ],
+)
+def test_a_bad_replica_list_is_refused(text: str) -> None:
+    assert parse_service_endpoint(text) is None
+    assert not is_actor_endpoint(text)

@@ -285,7 +285,8 @@ class Connection:
             ConfigurationError: unknown actor class, a slot of another class, a plugin
                 without `start_trial`.
             TypeError: `trial_cfg` is not a `cog_settings.trial.config_type`.
-            CogmentRpcError: the orchestrator refused (e.g. INVALID_ARGUMENT from a hook).
+            CogmentRpcError: the orchestrator refused (e.g. INVALID_ARGUMENT from a hook);
+                UNAVAILABLE: no orchestrator could be reached (with several, each was tried).
         """
         actor_class = self._actor_class(actor_class)
         plugins = list(plugins or ())
@@ -308,8 +309,7 @@ class Connection:
                 )
             request.config.SetInParent()  # present, even when all its fields are defaults
             request.config.content = trial_cfg.SerializeToString()
-        stub = self._routes.for_call("Start", request)  # the next orchestrator, with several
-        reply = self._call("Start", request, self._timeout, self._metadata, stub)
+        stub, reply = self._start(request)
         self._routes.started(reply.trial_id, stub)
         try:
             trial = ClientTrial(self, actor_class, reply, trial_cfg)
@@ -425,6 +425,19 @@ class Connection:
         """
         deadline = self._timeout if isinstance(timeout, UseConnectionTimeout) else timeout
         return self._call(method, request, deadline, self._metadata)
+
+    def _start(self, request: Any) -> tuple[Any, Any]:
+        """Trial.Start on the next orchestrator; with several, an orchestrator that cannot be
+        reached (UNAVAILABLE) is skipped for the next one, each tried once."""
+        tries = self._routes.start_count
+        for tried in range(1, tries + 1):
+            stub = self._routes.for_call("Start", request)  # the next one, with several
+            try:
+                return stub, self._call("Start", request, self._timeout, self._metadata, stub)
+            except CogmentRpcError as error:
+                if error.code is not grpc.StatusCode.UNAVAILABLE or tried == tries:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _call(
         self,

@@ -94,6 +94,11 @@ class Routes:
                 stub = self._stubs[target] = orchestrator_pb2_grpc.TrialStub(channel)
         return stub
 
+    @property
+    def start_count(self) -> int:
+        """How many orchestrators new trials are spread over (a DNS name: one, gRPC's)."""
+        return len(self._start)
+
     def for_call(self, method: str, request: Any) -> Any:
         """The stub for `method(request)`: the next orchestrator for a new trial, the
         trial's owner for a call about it."""

@@ -64,6 +64,7 @@ class Endpoints:
         self._tls_ca = tls_ca
         self._credentials: Optional[grpc.ChannelCredentials] = None
         self._channels: dict[Endpoint, grpc.aio.Channel] = {}
+        self._tls_names: dict[Endpoint, str] = {}  # an address -> the name its certificate shows
         self._stubs: dict[tuple[str, str], Any] = {}
         self._closed = False
 
@@ -85,13 +86,37 @@ class Endpoints:
             if parsed.secure:
                 if self._credentials is None:
                     self._credentials = channel_credentials(self._tls_ca)
+                name = self._tls_names.get(parsed)
+                options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
+                if name is not None:  # a replica's address: its certificate names `name`
+                    options.append(("grpc.ssl_target_name_override", name))
                 channel = grpc.aio.secure_channel(
-                    parsed.address, self._credentials, options=CHANNEL_OPTIONS
+                    parsed.address, self._credentials, options=options
                 )
             else:
                 channel = grpc.aio.insecure_channel(parsed.address, options=CHANNEL_OPTIONS)
             self._channels[parsed] = channel
         return channel
+
+    def verify_as(self, endpoint: str, name: str) -> None:
+        """Calls to `grpcs://address:port` (a replica, resolved from `name`) check the
+        server's certificate against `name`; before the endpoint's first call."""
+        parsed = parse_grpc_endpoint(endpoint, scheme_optional=True)
+        if parsed is not None:
+            self._tls_names[parsed] = name
+
+    async def forget(self, endpoint: str) -> None:
+        """Closes the channel to `endpoint` and drops its stubs (a replica gone for good, that
+        no trial uses any more); a later use opens a new one."""
+        parsed = parse_grpc_endpoint(endpoint, scheme_optional=True)
+        if parsed is None:
+            return
+        self._tls_names.pop(parsed, None)
+        for key in [key for key in self._stubs if key[1] == endpoint]:
+            del self._stubs[key]
+        channel = self._channels.pop(parsed, None)
+        if channel is not None:
+            await channel.close(None)
 
     def _stub(self, kind: str, endpoint: str) -> Any:
         key = (kind, endpoint)

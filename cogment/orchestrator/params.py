@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError
 
 from cogment.api import common_pb2, hooks_pb2
 from cogment.constants import MAX_ACTORS
-from cogment.endpoint import GRPC_ENDPOINT_FORMS, is_actor_endpoint, is_grpc_endpoint
+from cogment.endpoint import SERVICE_ENDPOINT_FORMS, is_actor_endpoint, is_service_endpoint
 from cogment.settings import UNKNOWN_ACTOR_CLASS, ActorClassList
 
 from .ending import service_failure
@@ -34,8 +34,8 @@ def problems(params: common_pb2.TrialParams, settings: Any) -> list[str]:
     env = params.environment
     if not env.endpoint:
         found.append("environment.endpoint is missing")
-    elif not is_grpc_endpoint(env.endpoint):
-        found.append(f"environment.endpoint {env.endpoint!r} is not {GRPC_ENDPOINT_FORMS}")
+    elif not is_service_endpoint(env.endpoint):
+        found.append(f"environment.endpoint {env.endpoint!r} is not {SERVICE_ENDPOINT_FORMS}")
     error = _parses(settings.environment.config_type, env.config.content)
     if error:
         found.append(f"environment.config {error}")
@@ -61,7 +61,7 @@ def problems(params: common_pb2.TrialParams, settings: Any) -> list[str]:
             continue
         if not is_actor_endpoint(actor.endpoint):
             found.append(
-                f"actors[{i}].endpoint {actor.endpoint!r} is not 'human', {GRPC_ENDPOINT_FORMS}"
+                f"actors[{i}].endpoint {actor.endpoint!r} is not 'human', {SERVICE_ENDPOINT_FORMS}"
             )
         error = _parses(actor_class.config_type, actor.config.content)
         if error:
@@ -102,7 +102,8 @@ async def resolve(
     runtime: Runtime, trial_id: str, user_id: str, config: Optional[common_pb2.TrialConfig]
 ) -> common_pb2.TrialParams:
     """A trial's parameters: the defaults, with the client's trial config if it gave one,
-    through every pre-trial hook in order, checked, actors sorted by class.
+    through every pre-trial hook in order, checked, actors sorted by class, and each service
+    pinned to one of its replicas (`Replicas.pin`).
 
     Raises:
         StatusError: ABORTED, a hook failed or could not be reached; INVALID_ARGUMENT, the
@@ -114,7 +115,8 @@ async def resolve(
     if config is not None:
         params.trial_config.CopyFrom(config)
     source = "the project's trial_params"
-    for hook in runtime.pre_hooks:
+    for i, hook in enumerate(runtime.pre_hooks):
+        hook = await runtime.replicas.pick(trial_id, hook, f"pre-trial hook {i}")
         context = hooks_pb2.TrialContext(params=params, trial_id=trial_id, user_id=user_id)
         try:
             context = await runtime.endpoints.hooks(hook).PreTrial(context, timeout=timeout)
@@ -124,7 +126,7 @@ async def resolve(
         source = f"pre-trial hook {hook}"
     check(params, runtime.settings, source)
     sort_actors(params, runtime.settings)
-    return params
+    return await runtime.replicas.pin(trial_id, params)
 
 
 def client_config(settings: Any, config: common_pb2.TrialConfig) -> None:

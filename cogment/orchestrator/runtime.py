@@ -10,12 +10,13 @@ from cogment.api import common_pb2
 
 from .datalog import Recorder
 from .endpoints import Endpoints
+from .replicas import Replicas
 
 
 @dataclasses.dataclass
 class Runtime:
-    """The project, the channels to its services, the defaults, the deadlines, and the
-    recorder of the datalog (None: trials are not recorded)."""
+    """The project, the channels to its services, the defaults, the deadlines, the
+    recorder of the datalog (None: trials are not recorded), and the services' replicas."""
 
     settings: Any
     endpoints: Endpoints
@@ -24,3 +25,4 @@ class Runtime:
     recorder: Optional[Recorder]
     response_timeout: float
     end_timeout: float
+    replicas: Replicas

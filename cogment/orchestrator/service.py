@@ -40,6 +40,7 @@ from .endpoints import Endpoints
 from .forwarding import Forwarder
 from .humans import Aborted, Last, Reply
 from .registry import Registry
+from .replicas import Replicas
 from .runtime import Runtime
 from .tick import Trial
 
@@ -294,6 +295,7 @@ class OrchestratorServer:
             recorder=self.recorder,
             response_timeout=float(response_timeout),
             end_timeout=min(float(response_timeout), END_TIMEOUT_CAP),
+            replicas=Replicas(self.endpoints),
         )
         if advertise is not None and parse_grpc_endpoint(advertise, scheme_optional=True) is None:
             raise ConfigurationError(f"advertise: {advertise!r} is not host:port")
@@ -368,6 +370,7 @@ class OrchestratorServer:
             # now, not by a late garbage collection (a TLS server freed only at exit makes
             # grpc's exit wait about 2 s)
             self._server = None
+        await self.runtime.replicas.close()
         await self.endpoints.close()
 
     @property

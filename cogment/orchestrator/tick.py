@@ -134,7 +134,10 @@ class Trial:
         except Exception as error:  # a failing service, a refused start, a bug of ours
             self.end.finish_by(error)
         finally:
-            await self._close()
+            try:
+                await self._close()
+            finally:
+                self._rt.replicas.release(self.id)  # its services got their End
 
     async def _start(self) -> None:
         rt = self._rt

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cogment import generate
+from cogment.errors import ConfigurationError
 
 PROTO = """
 syntax = "proto3";
@@ -97,6 +98,31 @@ def test_grpcs_endpoints_are_valid_everywhere(tmp_path: Path) -> None:
     assert spec.datalog_url == "grpcs://localhost:9004"
 
 
+def test_replicas_are_a_list_string_or_a_yaml_list(tmp_path: Path) -> None:
+    from cogment.cogment_yaml import load_spec
+
+    text = VALID.replace(
+        "pre_hooks: [grpc://localhost:9003]", "pre_hooks: ['grpc://10.0.0.1:9003,10.0.0.2:9003']"
+    ).replace(
+        "endpoint: grpc://localhost:9002",
+        "endpoint: [grpcs://10.0.0.1:9002, grpcs://10.0.0.2:9002]",
+    )
+    spec = load_spec(str(make_project(tmp_path, text)))
+    assert spec.pre_hooks == ("grpc://10.0.0.1:9003,10.0.0.2:9003",)
+    assert spec.trial_params.environment_endpoint == "grpcs://10.0.0.1:9002,grpcs://10.0.0.2:9002"
+    mixed = text.replace("grpcs://10.0.0.2:9002", "grpc://10.0.0.2:9002")
+    with pytest.raises(
+        ConfigurationError, match=r"trial_params\.environment\.endpoint: .*list of replicas"
+    ):
+        load_spec(str(make_project(tmp_path, mixed)))
+    no_list = VALID.replace("url: grpc://localhost:9004", "url: grpc://a:9004,b:9004")
+    with pytest.raises(
+        ConfigurationError,
+        match=r"datalog\.url: .*expected grpc://host:port or grpcs://host:port\)",
+    ):
+        load_spec(str(make_project(tmp_path, no_list)))
+
+
 # (what replaces what in VALID, the key the error must name, words it must contain)
 CASES = {
     "type named by file, not package": (
@@ -136,7 +162,7 @@ CASES = {
         ("endpoint: grpc://localhost:9001", "endpoint: http://localhost:9001"),
         "trial_params.actors[1].endpoint",
         "'http://localhost:9001' is not a valid endpoint (expected 'human', grpc://host:port "
-        "or grpcs://host:port)",
+        "or grpcs://host:port, or a list of replicas grpc://host:port,host:port)",
     ),
     "endpoint without a port": (
         ("endpoint: grpc://localhost:9002", "endpoint: grpc://localhost"),

@@ -170,6 +170,9 @@ def test_rewrite_endpoint_moves_local_endpoints_only() -> None:
     assert rewrite_endpoint("grpc://localhost:9001", moves) == "grpc://localhost:9001"
     assert rewrite_endpoint("grpc://example.com:9002", moves) == "grpc://example.com:9002"
     assert rewrite_endpoint("human", moves) == "human"
+    assert rewrite_endpoint("grpc://localhost:9002,10.0.0.2:9002", moves) == (
+        "grpc://localhost:41000,grpc://10.0.0.2:9002"
+    )
 
 
 def test_settings_are_stale_when_missing_or_older_than_a_source(tmp_path: Path) -> None:
