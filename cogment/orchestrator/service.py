@@ -181,6 +181,13 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         return orchestrator_pb2.TrialMessageReply()
 
 
+_TRANSPORT_TEXT = {
+    "auto": "streamed when their service serves cogment-py's streams, else unary (transport auto)",
+    "stream": "streamed (transport stream)",
+    "unary": "with the 0.5 unary calls (transport unary)",
+}
+
+
 def _answer(reply: Reply) -> Any:
     """What a waiting client call answers: a tick's encoded reply, the last one, or the
     end; raises the status of a failed trial."""
@@ -207,6 +214,9 @@ class OrchestratorServer:
             (None: the system's roots).
         tls_names: how the caller names tls_cert and tls_key (in the error when only one is
             given).
+        transport: how agents and environments are called: "auto" (cogment-py's streams with
+            the services that serve them, the 0.5 unary calls with the others), "stream" or
+            "unary" (see `endpoints.TRANSPORTS`).
 
     Raises:
         ConfigurationError: a bad argument, or TLS files that cannot be used (named).
@@ -225,6 +235,7 @@ class OrchestratorServer:
         tls_key: Optional[FilePath] = None,
         tls_ca: Optional[FilePath] = None,
         tls_names: tuple[str, str] = ("tls_cert", "tls_key"),
+        transport: str = "auto",
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
@@ -247,7 +258,7 @@ class OrchestratorServer:
         self._credentials = server_credentials(tls_cert, tls_key, tls_names)
         self.tls_cert = None if tls_cert is None else str(tls_cert)
         self.registry = Registry()
-        self.endpoints = Endpoints(tls_ca)
+        self.endpoints = Endpoints(tls_ca, transport)
         self.datalog = datalog if datalog is not None and datalog.type != "none" else None
         self.recorder = (
             make_recorder(self.datalog, self.endpoints, float(response_timeout))
@@ -301,6 +312,7 @@ class OrchestratorServer:
         await server.start()
         self._server = server
         self.port = bound
+        log.info("calling agents and environments: %s", _TRANSPORT_TEXT[self.endpoints.transport])
         if self.tls:
             log.info("serving TLS on %s (certificate %s)", host_port(host, bound), self.tls_cert)
         return bound
