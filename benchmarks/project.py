@@ -2,7 +2,8 @@
 
 At run time the project is copied into a temporary folder, its settings generated there
 with `cogment.generate`, and each cogment scenario gets its own cogment.yaml with the real
-endpoints, the actor list and the environment config of that scenario.
+endpoints, the actor list and the environment config of that scenario. The soak's project
+(benchmarks/soak_project/) is handled the same way.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from typing import Any, Optional
 import yaml
 
 PROJECT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "project")
-FILES = ("cogment.yaml", "bench.proto", "bench_delta.py")
 
 
 class BenchProject:
-    """A temporary copy of the benchmark project with its settings generated."""
+    """A temporary copy of a benchmark project (the files of `source`) with its settings
+    generated."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str = PROJECT_DIR) -> None:
+        self.source = source
         self.root = tempfile.mkdtemp(prefix="cogment-bench-")
         self.project_dir = os.path.join(self.root, "project")
         self.settings_dir = os.path.join(self.root, "settings")
         os.makedirs(self.project_dir)
-        for name in FILES:
-            shutil.copy(os.path.join(PROJECT_DIR, name), self.project_dir)
+        for name in sorted(os.listdir(source)):
+            if os.path.isfile(os.path.join(source, name)):
+                shutil.copy(os.path.join(source, name), self.project_dir)
         self._count = 0
         self._generated = False
 
@@ -53,8 +56,7 @@ class BenchProject:
     ) -> str:
         """A cogment.yaml for one scenario (with that `datalog:` section, if any); returns
         its path."""
-        with open(os.path.join(PROJECT_DIR, "cogment.yaml"), encoding="utf-8") as f:
-            doc: dict[str, Any] = yaml.safe_load(f)
+        doc = self.template()
         actors: list[dict[str, Any]] = []
         if human:
             actors.append({"actor_class": "player", "endpoint": "human"})
@@ -73,6 +75,16 @@ class BenchProject:
         }
         if datalog is not None:
             doc["datalog"] = datalog
+        return self.write_doc(doc)
+
+    def template(self) -> dict[str, Any]:
+        """The project's own cogment.yaml, parsed."""
+        with open(os.path.join(self.source, "cogment.yaml"), encoding="utf-8") as f:
+            doc: dict[str, Any] = yaml.safe_load(f)
+        return doc
+
+    def write_doc(self, doc: dict[str, Any]) -> str:
+        """Writes `doc` as a new cogment.yaml next to the project's files; returns its path."""
         self._count += 1
         path = os.path.join(self.project_dir, f"scenario{self._count}.yaml")
         with open(path, "w", encoding="utf-8") as f:

@@ -1,8 +1,9 @@
 """Entry point of every benchmark child process: `python -m benchmarks.worker ROLE ...`.
 
-The worker prints JSON lines on stdout (`ready`, `stats`, `result`, `error`) and reads
-commands on stdin (`stats`, `stop`). It exits when stdin closes (its parent is gone) and,
-whatever happens, when `--deadline` seconds have passed. With BENCH_PROFILE=PATH in its
+The worker prints JSON lines on stdout (`ready`, `stats`, `done`, `result`, `error`) and
+reads commands on stdin (`stats`, `stop`, and those a role adds to `Control.commands`). It
+exits when stdin closes (its parent is gone) and, whatever happens, when `--deadline`
+seconds have passed. With BENCH_PROFILE=PATH in its
 environment it runs the role under cProfile (every thread) and writes the stats to PATH.
 """
 
@@ -29,12 +30,14 @@ def emit(event: str, **info: Any) -> None:
 
 
 class Control:
-    """What a role gets from the worker: the stop signal, `ready()`, and a stats hook."""
+    """What a role gets from the worker: the stop signal, `ready()`, a stats hook, and
+    commands of its own (by name; each answers with the event `done`)."""
 
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.stats: Callable[[], dict[str, Any]] = lambda: {}
         self.on_stop: list[Callable[[], None]] = []
+        self.commands: dict[str, Callable[[], None]] = {}
 
     def ready(self, **info: Any) -> None:
         emit("ready", pid=os.getpid(), **info)
@@ -81,6 +84,12 @@ def _read_commands(ctl: Control) -> None:
                 emit("error", message=f"stats failed: {error!r}")
         elif command == "stop":
             ctl.request_stop()
+        elif command in ctl.commands:
+            try:
+                ctl.commands[command]()
+                emit("done", command=command)
+            except Exception as error:
+                emit("error", message=f"{command} failed: {error!r}")
     # stdin closed: the parent is gone or wants us gone
     ctl.request_stop()
     time.sleep(5.0)
@@ -95,10 +104,10 @@ def _watchdog(deadline: float) -> None:
 
 
 def _roles() -> dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]]:
-    from benchmarks import datalog, floor, gym, middle, services, web
+    from benchmarks import datalog, floor, gym, middle, services, soak_roles, web
 
     roles = {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES}
-    return {**roles, **gym.ROLES, **web.ROLES, **datalog.ROLES}
+    return {**roles, **gym.ROLES, **web.ROLES, **datalog.ROLES, **soak_roles.ROLES}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

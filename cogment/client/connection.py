@@ -40,6 +40,7 @@ from cogment.api import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client.ending import UNREACHABLE, classify
 from cogment.client.heartbeat import Beating, HeartbeatThread
 from cogment.client.interface import CONNECTION_TIMEOUT, Deadline, UseConnectionTimeout
+from cogment.client.routing import Routes
 from cogment.client.slot import type_name
 from cogment.client.trial import ClientTrial
 from cogment.constants import (
@@ -65,6 +66,13 @@ log = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_INTERVAL = 2.0  # seconds; keep it well below the trials' max_inactivity
 
 CONNECTION_CLOSED = "the connection to {endpoint} is closed; open a new Connection"
+MIXED_SCHEMES = "orchestrators {endpoints}: call them all over TLS (grpcs://) or none"
+
+
+def _is_endpoint_list(endpoint: Any) -> bool:
+    return isinstance(endpoint, (list, tuple)) and all(isinstance(e, str) for e in endpoint)
+
+
 BAD_SESSION_ID = (
     "session_id must be 1 to 128 printable ASCII characters (letters, digits, '-', '_', '.'), "
     "got {session_id!r}"
@@ -110,8 +118,11 @@ class Connection:
     Args:
         cog_settings: the project's generated `cog_settings` module.
         endpoint: `"host:port"` or `"grpc://host:port"`, or `"grpcs://host:port"` over TLS
-            (the Connection opens and owns a channel), a `grpc.Channel` (used, never
-            closed), or a `TrialService` (a stub or an in-memory fake, used as is).
+            (the Connection opens and owns its channels); a list of them, or a name with
+            several addresses, for several orchestrators (new trials spread over them, each
+            trial's calls sent to its owner: see `cogment.client.routing`); a
+            `grpc.Channel` (used, never closed), or a `TrialService` (a stub or an
+            in-memory fake, used as is).
         timeout: deadline in seconds of every unary call, `do_action` included; None (the
             default) waits as long as the orchestrator takes (`do_action` waits for every
             actor of the tick). A `do_action` that times out leaves the trial's state unknown
@@ -142,7 +153,7 @@ class Connection:
     def __init__(
         self,
         cog_settings: Settings | Any,
-        endpoint: Union[str, grpc.Channel, TrialService],
+        endpoint: Union[str, Sequence[str], grpc.Channel, TrialService],
         *,
         timeout: Optional[float] = None,
         heartbeat_interval: Optional[float] = DEFAULT_HEARTBEAT_INTERVAL,
@@ -168,30 +179,33 @@ class Connection:
                     "generated cog_settings module"
                 )
         self._settings = cog_settings
-        self._channel: Optional[grpc.Channel] = None
+        self._owns_channels = False
         self._secure = False
-        if isinstance(endpoint, str):
-            parsed = parse_orchestrator_endpoint(endpoint)
-            options = [*UNLIMITED_MESSAGES, *FAST_RECONNECT]
-            self._secure = parsed.secure
-            if parsed.secure:
-                self._endpoint = GRPCS_SCHEME + parsed.address
-                credentials = channel_credentials(tls_ca)
-                self._channel = grpc.secure_channel(parsed.address, credentials, options=options)
-            else:
-                if tls_ca is not None:
-                    raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
-                self._endpoint = parsed.address
-                self._channel = grpc.insecure_channel(parsed.address, options=options)
-            self._stub: Any = orchestrator_pb2_grpc.TrialStub(self._channel)
+        self._credentials: Optional[grpc.ChannelCredentials] = None
+        if isinstance(endpoint, str) or _is_endpoint_list(endpoint):
+            texts = [endpoint] if isinstance(endpoint, str) else list(endpoint)  # type: ignore[arg-type]
+            if not texts:
+                raise ConfigurationError(BAD_ORCHESTRATOR_ENDPOINT.format(endpoint=endpoint))
+            parsed = [parse_orchestrator_endpoint(text) for text in texts]
+            self._secure = parsed[0].secure
+            if any(p.secure != self._secure for p in parsed):
+                raise ConfigurationError(MIXED_SCHEMES.format(endpoints=texts))
+            if self._secure:
+                self._credentials = channel_credentials(tls_ca)
+            elif tls_ca is not None:
+                raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
+            scheme = GRPCS_SCHEME if self._secure else ""
+            self._endpoint = ", ".join(scheme + p.address for p in parsed)
+            self._owns_channels = True
+            self._routes = Routes(parsed, self._open_channel)
         elif tls_ca is not None:
             raise ConfigurationError(CA_WITHOUT_TLS.format(endpoint=endpoint))
         elif isinstance(endpoint, grpc.Channel):
             self._endpoint = "<channel>"
-            self._stub = orchestrator_pb2_grpc.TrialStub(endpoint)
+            self._routes = Routes.through(orchestrator_pb2_grpc.TrialStub(endpoint))
         elif hasattr(endpoint, "Action") and hasattr(endpoint, "Start"):
             self._endpoint = f"<{type(endpoint).__name__}>"
-            self._stub = endpoint
+            self._routes = Routes.through(endpoint)
         else:
             raise ConfigurationError(BAD_ORCHESTRATOR_ENDPOINT.format(endpoint=endpoint))
         self._timeout = timeout
@@ -294,7 +308,9 @@ class Connection:
                 )
             request.config.SetInParent()  # present, even when all its fields are defaults
             request.config.content = trial_cfg.SerializeToString()
-        reply = self.call_unary("Start", request)
+        stub = self._routes.for_call("Start", request)  # the next orchestrator, with several
+        reply = self._call("Start", request, self._timeout, self._metadata, stub)
+        self._routes.started(reply.trial_id, stub)
         try:
             trial = ClientTrial(self, actor_class, reply, trial_cfg)
         except BaseException:
@@ -375,8 +391,7 @@ class Connection:
             stream.cancel()
         if self._heartbeat is not None:
             self._heartbeat.stop(timeout=0)
-        if self._channel is not None:
-            self._channel.close()  # cancels a heartbeat in flight
+        self._routes.close()  # the channels it opened; cancels a heartbeat in flight
         if self._heartbeat is not None:
             self._heartbeat.join(5.0)
 
@@ -411,23 +426,33 @@ class Connection:
         deadline = self._timeout if isinstance(timeout, UseConnectionTimeout) else timeout
         return self._call(method, request, deadline, self._metadata)
 
-    def _call(self, method: str, request: Any, deadline: Optional[float], metadata: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        request: Any,
+        deadline: Optional[float],
+        metadata: Any,
+        stub: Any = None,
+    ) -> Any:
         self.ensure_open()
+        if stub is None:
+            stub = self._routes.for_call(method, request)
         try:
-            return getattr(self._stub, method)(request, timeout=deadline, metadata=metadata)
+            return getattr(stub, method)(request, timeout=deadline, metadata=metadata)
         except grpc.RpcError as error:
             # one traceback for the user, not gRPC's internals first: the original's debug
             # string stays in `details`
             raise self._translate(error, debug=True) from None
 
-    def open_action_stream(self, requests: Iterator[Any]) -> _ReplyStream:
-        """Opens an ActionStream fed by `requests`; `close()` cancels it.
+    def open_action_stream(self, requests: Iterator[Any], trial_id: str = "") -> _ReplyStream:
+        """Opens an ActionStream about `trial_id` fed by `requests` (to its owner);
+        `close()` cancels it.
 
         Raises:
             LifecycleError: the connection is closed.
         """
         self.ensure_open()
-        call = self._stub.ActionStream(requests, metadata=self._metadata)
+        call = self._routes.for_trial(trial_id).ActionStream(requests, metadata=self._metadata)
         stream = _ReplyStream(call, self._translate, self._stream_done)
         with self._lock:
             closed = self._state is ConnectionState.CLOSED
@@ -452,6 +477,7 @@ class Connection:
         """Drops a trial that is over from `trials`."""
         with self._lock:
             self._trials = [t for t in self._trials if t is not trial]
+        self._routes.forget(getattr(trial, "id", ""))
 
     def end_in_background(self, trial_id: str) -> None:
         """Ends a trial on the orchestrator from a daemon thread, best effort (bounded by the
@@ -476,13 +502,23 @@ class Connection:
         if code is grpc.StatusCode.UNAVAILABLE:
             # a TLS mismatch (a plaintext call to a TLS port, an untrusted certificate) is
             # said first
-            details_text = explained(message, self._secure) if self._channel else message
+            details_text = explained(message, self._secure) if self._owns_channels else message
             message = UNREACHABLE.format(endpoint=self._endpoint, details=details_text)
         elif code is grpc.StatusCode.CANCELLED and self.is_closed:
             message = CONNECTION_CLOSED.format(endpoint=self._endpoint)
         debug_string = getattr(error, "debug_error_string", None) if debug else None
         details = debug_string() if callable(debug_string) else None
         return type(translated)(code, message, details)
+
+    def _open_channel(self, target: str, balanced: bool) -> grpc.Channel:
+        """A channel to an orchestrator (TLS like the ones given; `balanced`: spread calls
+        over the addresses of a DNS name)."""
+        options: list[tuple[str, Any]] = [*UNLIMITED_MESSAGES, *FAST_RECONNECT]
+        if balanced:
+            options.append(("grpc.lb_policy_name", "round_robin"))
+        if self._credentials is not None:
+            return grpc.secure_channel(target, self._credentials, options=options)
+        return grpc.insecure_channel(target, options=options)
 
     def _stream_done(self, stream: _ReplyStream) -> None:
         with self._lock:

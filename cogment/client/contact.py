@@ -16,6 +16,7 @@ and the end of a stream the connection cancelled is not an end of the trial.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -112,7 +113,7 @@ class Contact:
             self._connection.keep_alive(self)
             return
         watcher = ActionStream(
-            self._connection.open_action_stream,
+            functools.partial(self._connection.open_action_stream, trial_id=self._id),
             self._on_watch_event,
             name=f"cogment-watch-{self._id}",
         )
@@ -226,7 +227,7 @@ class Contact:
             if self._stream is not None and not self._stream.closed:
                 return
             self._stream = ActionStream(
-                self._connection.open_action_stream,
+                functools.partial(self._connection.open_action_stream, trial_id=self._id),
                 self._on_stream_event,
                 name=f"cogment-stream-{self._id}",
             )

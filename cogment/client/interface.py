@@ -109,9 +109,10 @@ class TrialConnection(Protocol):
         ...
 
     def open_action_stream(
-        self, requests: Iterator[orchestrator_pb2.TrialActionRequest]
+        self, requests: Iterator[orchestrator_pb2.TrialActionRequest], trial_id: str = ""
     ) -> ReplyStream:
-        """Opens an ActionStream fed by `requests`; closing the connection cancels it.
+        """Opens an ActionStream about `trial_id` fed by `requests` (to the orchestrator
+        that owns the trial); closing the connection cancels it.
 
         Raises:
             LifecycleError: the connection is closed.

@@ -72,6 +72,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="deadline of every call to a service, in seconds (60)",
     )
     parser.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        help="the address clients and other orchestrators reach this one at, put into the "
+        "ids of its trials (default: the bound address)",
+    )
+    parser.add_argument(
         "--tls-cert",
         metavar="FILE",
         help="serve TLS with this PEM certificate (chain); needs --tls-key",
@@ -117,6 +123,7 @@ async def _serve(args: argparse.Namespace, settings: object) -> None:
         tls_ca=args.tls_ca,
         tls_names=("--tls-cert", "--tls-key"),
         transport=args.transport,
+        advertise=args.advertise,
     )
     port = await server.start(args.host, args.port)
     stop = asyncio.Event()

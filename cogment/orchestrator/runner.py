@@ -67,6 +67,8 @@ class Orchestrator:
             cogment-py's streams, as `cogment.GrpcServer` does; the 0.5 unary calls with the
             others, decided once per endpoint), "stream" (streams only: a service that does not
             serve them fails the trial's start) or "unary" (the 0.5 calls only).
+        advertise: the `host:port` clients and other orchestrators reach this one at, put
+            into its trials' ids (default: `host:port` as bound).
 
     Raises:
         ConfigurationError: a bad argument, a project that does not load, or TLS files that
@@ -89,6 +91,7 @@ class Orchestrator:
         tls_key: Optional[FilePath] = None,
         tls_ca: Optional[FilePath] = None,
         transport: str = "auto",
+        advertise: Optional[str] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
         self.host = host
@@ -105,6 +108,7 @@ class Orchestrator:
             tls_key=tls_key,
             tls_ca=tls_ca,
             transport=transport,
+            advertise=advertise,
         )
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -128,6 +132,11 @@ class Orchestrator:
     def tls(self) -> bool:
         """True when the port serves TLS."""
         return self._server.tls
+
+    @property
+    def advertised(self) -> str:
+        """The `host:port` put into the ids of this orchestrator's trials (once started)."""
+        return self._server.advertised
 
     @property
     def trial_count(self) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Optional
@@ -25,8 +24,9 @@ from cogment.constants import (
     SESSION_ID_METADATA,
     message_size_options,
 )
-from cogment.endpoint import host_port
+from cogment.endpoint import host_port, parse_grpc_endpoint
 from cogment.errors import ConfigurationError, StatusError
+from cogment.ownership import default_advertised, new_trial_id
 from cogment.settings import DatalogSettings
 from cogment.tls import FilePath, server_credentials
 from cogment.version import version_entries
@@ -37,6 +37,7 @@ from .calls import consume
 from .datalog import make_recorder
 from .ending import ENDED_BY_CLIENT, SHUTDOWN
 from .endpoints import Endpoints
+from .forwarding import Forwarder
 from .humans import Aborted, Last, Reply
 from .registry import Registry
 from .runtime import Runtime
@@ -96,7 +97,7 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
             trial_params.client_config(self._runtime.settings, config)
         trial = Trial(
             self._runtime,
-            str(uuid.uuid4()),
+            new_trial_id(self._server.advertised),
             request.user_id,
             config,
             _session_id(context),
@@ -108,14 +109,26 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
             raise result
         return result
 
+    async def _forwarded(self, method: str, request: Any, context: Any) -> Optional[bytes]:
+        """The owner's reply when another orchestrator owns the trial (None: ours)."""
+        forwarder = self._server.forwarder
+        owner = forwarder.owner(request.trial_id, context)
+        if owner is None:
+            return None
+        return await forwarder.unary(owner, method, request, context)
+
     @async_handler
     async def Join(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("Join", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         actor_class = _metadata(context, ACTOR_CLASS_METADATA)
         return trial.join(request.actor_id, _session_id(context), actor_class)
 
     @async_handler
     async def End(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("End", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         trial.end.end(ENDED_BY_CLIENT)
         await trial.wait_closed(self._runtime.end_timeout + 1.0)  # its services got their End
@@ -123,6 +136,8 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
 
     @async_handler
     async def Action(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("Action", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         reply = await trial.humans.submit(request.actor_id, request.action.content)
         return _answer(reply)
@@ -147,6 +162,13 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
                     except StopAsyncIteration:
                         return
                     check_request(request)
+                    if trial is None:
+                        owner = self._server.forwarder.owner(request.trial_id, context)
+                        if owner is not None:  # another orchestrator's trial: relay it all
+                            relay = self._server.forwarder.stream(owner, request, requests, context)
+                            async for relayed in relay:
+                                yield relayed
+                            return
                     trial = self._registry.get(request.trial_id)
                     if request.actor_id == NO_ACTOR_ID and not request.HasField("action"):
                         reply = await asyncio.shield(trial.end.told)  # a watcher: only the end
@@ -166,16 +188,22 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
 
     @async_handler
     async def Heartbeat(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("Heartbeat", request, context)) is not None:
+            return forwarded
         self._registry.get(request.trial_id).humans.heartbeat()
         return orchestrator_pb2.TrialHeartbeatReply()
 
     @async_handler
     async def GiveFeedback(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("GiveFeedback", request, context)) is not None:
+            return forwarded
         self._registry.get(request.trial_id).give_feedback(request.feedbacks)
         return orchestrator_pb2.TrialFeedbackReply()
 
     @async_handler
     async def SendMessage(self, request: Any, context: Any) -> Any:
+        if (forwarded := await self._forwarded("SendMessage", request, context)) is not None:
+            return forwarded
         trial = self._registry.get(request.trial_id)
         trial.send_messages(request.messages, _session_id(context))
         return orchestrator_pb2.TrialMessageReply()
@@ -217,6 +245,9 @@ class OrchestratorServer:
         transport: how agents and environments are called: "auto" (cogment-py's streams with
             the services that serve them, the 0.5 unary calls with the others), "stream" or
             "unary" (see `endpoints.TRANSPORTS`).
+        advertise: the `host:port` other orchestrators and clients reach this one at, put
+            into the ids of its trials (`cogment.ownership`); default: the bound address (a
+            wildcard host replaced by this machine's name).
 
     Raises:
         ConfigurationError: a bad argument, or TLS files that cannot be used (named).
@@ -236,6 +267,7 @@ class OrchestratorServer:
         tls_ca: Optional[FilePath] = None,
         tls_names: tuple[str, str] = ("tls_cert", "tls_key"),
         transport: str = "auto",
+        advertise: Optional[str] = None,
     ) -> None:
         if response_timeout <= 0:
             raise ConfigurationError(f"response_timeout must be > 0, got {response_timeout}")
@@ -274,6 +306,12 @@ class OrchestratorServer:
             response_timeout=float(response_timeout),
             end_timeout=min(float(response_timeout), END_TIMEOUT_CAP),
         )
+        if advertise is not None and parse_grpc_endpoint(advertise, scheme_optional=True) is None:
+            raise ConfigurationError(f"advertise: {advertise!r} is not host:port")
+        self._advertise = advertise
+        self.advertised = ""
+        """The `host:port` this orchestrator names as its trials' owner (once started)."""
+        self.forwarder = Forwarder("", self.endpoints.channel, self.tls)
         self.stopping = False
         self.port = 0
         self._server: Optional[grpc.aio.Server] = None
@@ -313,6 +351,8 @@ class OrchestratorServer:
         self._server = server
         self.port = bound
         log.info("calling agents and environments: %s", _TRANSPORT_TEXT[self.endpoints.transport])
+        self.advertised = self._advertise or default_advertised(host, bound)
+        self.forwarder = Forwarder(self.advertised, self.endpoints.channel, self.tls)
         if self.tls:
             log.info("serving TLS on %s (certificate %s)", host_port(host, bound), self.tls_cert)
         return bound

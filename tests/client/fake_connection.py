@@ -89,7 +89,7 @@ class FakeConnection:
         self.ensure_open()
         return self.answer(method, request, timeout)
 
-    def open_action_stream(self, requests: Iterator[Any]) -> FakeStream:
+    def open_action_stream(self, requests: Iterator[Any], trial_id: str = "") -> FakeStream:
         self.ensure_open()
         stream = FakeStream(self, requests)
         self.streams.append(stream)

@@ -22,6 +22,7 @@ def test_exported_names() -> None:
         "ending",
         "heartbeat",
         "interface",
+        "routing",
         "slot",
         "stream",
         "trial",
