@@ -6,7 +6,8 @@ exactly one reply, in order; a call that fails is answered with an `error` reply
 its unary call would end with) and the stream goes on. The stream handler holds one thread of
 the server's pool for the stream's life and runs user code in it (no hop to another thread);
 `StreamSlots` bounds how many streams are open at once, and a stream past the bound is refused
-with RESOURCE_EXHAUSTED (the orchestrator then makes unary calls). A stream that closes without
+with RESOURCE_EXHAUSTED, in the reply to its first request (the orchestrator then makes unary
+calls). A stream that closes without
 `end` (its orchestrator went away, or the server stops) ends its session as `end` would.
 """
 
@@ -54,17 +55,23 @@ class StreamSlots:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def hold(self, owner: str) -> Iterator[None]:
-        """One slot for the life of a stream; RESOURCE_EXHAUSTED when none is left."""
+    def hold(self, owner: str) -> Iterator[Optional[StatusError]]:
+        """One slot for the life of a stream (yields None), or, when none is left, the
+        refusal to answer with (RESOURCE_EXHAUSTED; no slot is held)."""
         with self._lock:
             if self._open >= self.limit:
-                raise StatusError(
+                refusal: Optional[StatusError] = StatusError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     NO_ROOM.format(owner=owner, limit=self.limit),
                 )
-            self._open += 1
+            else:
+                refusal = None
+                self._open += 1
+        if refusal is not None:
+            yield refusal
+            return
         try:
-            yield
+            yield None
         finally:
             with self._lock:
                 self._open -= 1
@@ -119,7 +126,14 @@ class _StreamServicer:
     @stream_handler
     def Run(self, requests: Iterable[Any], context: Any) -> Iterator[Any]:
         reply_type = self._reply_type
-        with self._slots.hold(self._calls.name):
+        with self._slots.hold(self._calls.name) as refusal:
+            if refusal is not None:
+                # answered, not aborted: an abort can reach the orchestrator while it writes
+                # its first request, which then fails INTERNAL instead of saying why
+                for _ in _requests(requests):
+                    yield error_reply(reply_type, refusal)
+                    break
+                return
             started: list[Any] = []  # the sessions this stream started (ended if it breaks)
             try:
                 for request in _requests(requests):

@@ -7,7 +7,7 @@ the environment's replies are sliced out of the stream's bytes, never copied. A 
 service answers is raised as `CogmentRpcError` with the status its unary call would have had,
 so a trial ends, and says why, as on unary calls.
 
-A service with no room for another stream (RESOURCE_EXHAUSTED when it opens) gets unary calls
+A service with no room for another stream (RESOURCE_EXHAUSTED, answered to its start) gets unary calls
 for that actor of that trial; one that does not serve the streams (UNIMPLEMENTED) gets unary
 calls from then on when the transport is `auto`, and fails the trial's start when it is
 `stream`.
@@ -161,7 +161,9 @@ def _agent_pick(kind: str) -> Pick:
     return pick
 
 
-_DECIDE, _REWARD, _MESSAGE, _END = (_agent_pick(k) for k in ("decide", "reward", "message", "end"))
+_START, _DECIDE, _REWARD, _MESSAGE, _END = (
+    _agent_pick(k) for k in ("start", "decide", "reward", "message", "end")
+)
 _AGENT_FIELDS = {f.name: f.number for f in stream_pb2.AgentStreamRequest.DESCRIPTOR.fields}
 
 
@@ -219,7 +221,8 @@ class StreamedAgent:
         )
         data = wire.embed(_AGENT_FIELDS["start"], request.SerializeToString())
         try:
-            reply = await stream.exchange(data)
+            await stream.exchange(data, _START)
+            return
         except Exception as error:
             who = f"trial {self._trial_id}: agent actor {self._actor_id} at {self._endpoint}"
             if not _Refusal.falls_back(error, self._endpoints, "agent", self._endpoint, who):
@@ -233,8 +236,6 @@ class StreamedAgent:
                 self._end_timeout,
             )
             await self._unary.start(request)
-            return
-        _agent_pick("start")(reply)
 
     def decide(self, observation: wire.EncodedObservation) -> Any:
         if self._unary is not None:
