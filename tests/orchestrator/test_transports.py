@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -213,3 +214,34 @@ def test_an_agent_killed_mid_trial_fails_the_trial_alike_on_both_transports(
         )
     assert later.value.code() is grpc.StatusCode.NOT_FOUND  # a failed trial, as on unary
     assert later.value.details() == details.replace(" ended: ", " failed: ", 1)
+
+
+@pytest.mark.parametrize("transport", ["stream", "unary"])
+def test_an_agent_that_hangs_fails_the_trial_alike_on_both_transports(
+    project, orchestrator, trial_stub, start_server, transport
+):
+    answer = threading.Event()  # its decide returns once the test is done
+
+    class HangingPlayer(project.services.PlayerAgent):  # type: ignore[name-defined,misc]
+        def decide(self, observation: Any) -> Any:
+            answer.wait(TIMEOUT)
+            return super().decide(observation)
+
+    hanging = start_server(HangingPlayer)
+    params = project.params(
+        actors=[("player", "human"), ("player", endpoint(hanging)), ("watcher", "")]
+    )
+    stub = trial_stub(orchestrator(params, transport=transport, response_timeout=0.5))
+    try:
+        trial_id = start_trial(stub).trial_id
+        with pytest.raises(grpc.RpcError) as caught:
+            act(stub, trial_id, 0)
+        assert caught.value.code() is grpc.StatusCode.ABORTED
+        assert caught.value.details() == (
+            f"trial {trial_id} ended: agent actor 1 (class 'player') at {endpoint(hanging)}: "
+            "Decide failed: DEADLINE_EXCEEDED: Deadline Exceeded (no answer within 0.5 s)"
+        )
+    finally:
+        answer.set()
+    # its session is ended: by End on unary, by the stream broken off on a stream
+    wait_until(lambda: hanging.session_count == 0, TIMEOUT, "the hanging actor ended")
