@@ -196,6 +196,17 @@ class Endpoints:
         return await asyncio.shield(asking)
 
     async def _ask(self, kind: str, endpoint: str, timeout: float) -> str:
+        offered = await self.offers_streams(kind, endpoint, timeout)
+        if offered is None:
+            return "unary"  # not kept: asked again by the next trial
+        decided = "stream" if offered else "unary"
+        self.set_transport(kind, endpoint, decided)
+        return decided
+
+    async def offers_streams(self, kind: str, endpoint: str, timeout: float) -> Optional[bool]:
+        """Whether the `kind` ("agent" or "environment") service at `endpoint` serves
+        cogment-py's stream, as its `Version` says (UNIMPLEMENTED: no); None when it cannot
+        be asked (unreachable...; at most `timeout` s)."""
         service = SERVICES[kind]
         method = self.channel(endpoint).unary_unary(
             f"/cogment.{service}/Version",
@@ -207,14 +218,10 @@ class Endpoints:
             info = await method(common_pb2.VersionRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.UNIMPLEMENTED:
-                log.debug("%s at %s: Version failed (%s): unary calls", kind, endpoint, error)
-                return "unary"  # not kept: asked again by the next trial
-            offered = None
-        else:
-            offered = next((v.version for v in info.versions if v.name == stream), None)
-        decided = "unary" if offered is None else "stream"
-        self.set_transport(kind, endpoint, decided)
-        return decided
+                log.debug("%s at %s: Version failed (%s)", kind, endpoint, error)
+                return None
+            return False
+        return any(v.name == stream for v in info.versions)
 
     def set_transport(self, kind: str, endpoint: str, transport: str, why: str = "") -> None:
         """Keeps (and logs) the transport of the `kind` service at `endpoint`."""

@@ -27,7 +27,7 @@ from cogment.errors import CogmentRpcError
 
 from . import wire
 from .calls import spawn
-from .endpoints import Endpoints
+from .endpoints import SERVICES, Endpoints
 from .unary import UnaryAgent, UnaryEnvironment
 
 log = logging.getLogger("cogment.orchestrator")
@@ -35,6 +35,8 @@ log = logging.getLogger("cogment.orchestrator")
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 NOT_STREAMED = "the service does not serve cogment-py's streams: call it with transport 'auto'"
 DEADLINE = "Deadline Exceeded"  # what grpc says of a unary call past its deadline
+CORE_ERROR = "Internal error from Core"  # what grpc.aio says of a write that failed in core
+BROKEN_UNDER_WRITE = "the stream broke while a request was being sent to the service"
 
 Pick = Callable[[Any], Any]
 _EOF = grpc.aio.EOF  # type: ignore[attr-defined]  # what read() gives at the stream's end
@@ -51,6 +53,15 @@ def _code(error: BaseException) -> Optional[grpc.StatusCode]:
     if isinstance(error, CogmentRpcError):
         return error.code
     return None
+
+
+def _write_failure(error: grpc.aio.AioRpcError) -> BaseException:
+    """What a failed write on a stream means. grpc reports a stream that broke under a write
+    (its service died, the connection went) as INTERNAL "Internal error from Core", hiding
+    the status: the stream is broken, as UNAVAILABLE says of a unary call."""
+    if error.code() == grpc.StatusCode.INTERNAL and error.details() == CORE_ERROR:
+        return CogmentRpcError(grpc.StatusCode.UNAVAILABLE, BROKEN_UNDER_WRITE)
+    return error
 
 
 async def _ended(call: Any) -> CogmentRpcError:
@@ -105,7 +116,10 @@ class _Stream:
             raise await _ended(call)
         timer = asyncio.get_running_loop().call_later(timeout, self._expire)
         try:
-            await call.write(request)
+            try:
+                await call.write(request)
+            except grpc.aio.AioRpcError as error:
+                raise _write_failure(error) from None
             reply = await call.read()
         except asyncio.CancelledError:
             if self._expired:
@@ -172,10 +186,27 @@ class _Refusal:
     service that serves no streams, with transport `stream`) a failure saying so."""
 
     @staticmethod
-    def falls_back(
-        error: BaseException, endpoints: Endpoints, kind: str, endpoint: str, who: str
+    async def falls_back(
+        error: BaseException,
+        endpoints: Endpoints,
+        kind: str,
+        endpoint: str,
+        who: str,
+        timeout: float,
     ) -> bool:
         code = _code(error)
+        if isinstance(error, CogmentRpcError) and error.message == BROKEN_UNDER_WRITE:
+            # grpc hid the status the stream ended with, under its first write (a refusal
+            # racing the write, or a service that went away): its Version tells
+            offered = await endpoints.offers_streams(kind, endpoint, timeout)
+            if offered is False:
+                code = grpc.StatusCode.UNIMPLEMENTED
+                error = CogmentRpcError(
+                    code, f"the service does not serve cogment.ext.{SERVICES[kind]}Stream"
+                )
+            elif endpoints.transport == "auto":
+                log.info("%s: its stream broke as it opened: unary calls", who)
+                return True
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             log.info("%s: its service has no room for another stream: unary calls", who)
             return True
@@ -225,7 +256,9 @@ class StreamedAgent:
             return
         except Exception as error:
             who = f"trial {self._trial_id}: agent actor {self._actor_id} at {self._endpoint}"
-            if not _Refusal.falls_back(error, self._endpoints, "agent", self._endpoint, who):
+            if not await _Refusal.falls_back(
+                error, self._endpoints, "agent", self._endpoint, who, self._timeout
+            ):
                 raise
             self._unary = UnaryAgent(
                 self._endpoints,
@@ -327,7 +360,9 @@ class StreamedEnvironment:
             return await stream.exchange(data, _ENV_START)  # type: ignore[no-any-return]
         except Exception as error:
             who = f"trial {self._trial_id}: environment at {self._endpoint}"
-            if not _Refusal.falls_back(error, self._endpoints, "environment", self._endpoint, who):
+            if not await _Refusal.falls_back(
+                error, self._endpoints, "environment", self._endpoint, who, self._timeout
+            ):
                 raise
         self._unary = UnaryEnvironment(
             self._endpoints, self._endpoint, self._trial_id, self._timeout, self._end_timeout
