@@ -7,6 +7,11 @@ Environment servicers, which double as the baseline of the SDK-dispatch measurem
 the raw clients; the middle is in `benchmarks.middle`. Every part comes in a sync (thread
 pool, futures) and an asyncio (grpc.aio) flavour; the benchmarks compare a sync and an aio
 middle, with sync leaves and a sync client (see `runners.floor_chain`).
+
+The streamed floor (`benchmarks.stream_middle`) is the same chain over bidirectional
+streams: the sync leaves also serve cogment-py's stream services (cogment/api/stream.proto,
+one stream per agent actor or environment per trial, a pool thread each), and the client
+can act on `Trial.ActionStream` (`--mode stream`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import queue
 import threading
 import time
 from concurrent import futures
@@ -30,6 +36,8 @@ from cogment.api import (
     environment_pb2_grpc,
     orchestrator_pb2,
     orchestrator_pb2_grpc,
+    stream_pb2,
+    stream_pb2_grpc,
 )
 
 OPTIONS = [
@@ -85,7 +93,7 @@ class _EnvLogic:
         self.content = observation_bytes(payload)
         self.ticks: dict[str, int] = {}
 
-    def _fill(self, obs_set: Any, trial_id: str, n_actors: int) -> None:
+    def fill(self, obs_set: Any, trial_id: str, n_actors: int) -> None:
         # field by field: building nested messages through constructor keywords copies
         # them again at each level, which costs ~100x more on a 4 MiB payload (upb)
         obs_set.tick_id = self.ticks.get(trial_id, 0)
@@ -96,14 +104,16 @@ class _EnvLogic:
     def start(self, request: Any) -> environment_pb2.EnvStartReply:
         self.ticks[request.trial_id] = 0
         reply = environment_pb2.EnvStartReply()
-        self._fill(reply.observation_set, request.trial_id, sum(request.actor_counts))
+        self.fill(reply.observation_set, request.trial_id, sum(request.actor_counts))
         return reply
 
-    def update(self, request: Any) -> environment_pb2.EnvUpdateReply:
+    def update(self, request: Any, reply: Optional[Any] = None) -> environment_pb2.EnvUpdateReply:
+        """Fills `reply` (a new EnvUpdateReply by default)."""
         self.counter.n += 1
         self.ticks[request.trial_id] = self.ticks.get(request.trial_id, 0) + 1
-        reply = environment_pb2.EnvUpdateReply()
-        self._fill(reply.observation_set, request.trial_id, len(request.action_set.actions))
+        if reply is None:
+            reply = environment_pb2.EnvUpdateReply()
+        self.fill(reply.observation_set, request.trial_id, len(request.action_set.actions))
         return reply
 
 
@@ -163,6 +173,50 @@ class AioEnv(environment_pb2_grpc.EnvironmentServicer):
         return environment_pb2.EnvEndReply()
 
 
+class StreamAgent(stream_pb2_grpc.AgentStreamServicer):
+    """An agent actor per stream: Start, Decides, End (a pool thread per stream)."""
+
+    def __init__(self, logic: _AgentLogic) -> None:
+        self.logic = logic
+
+    def Run(self, request_iterator: Any, context: Any) -> Any:
+        decided = stream_pb2.AgentStreamReply(decide=self.logic.reply)
+        for request in request_iterator:
+            kind = request.WhichOneof("request")
+            if kind == "decide":
+                self.logic.decide()
+                yield decided
+            elif kind == "start":
+                yield stream_pb2.AgentStreamReply(start=agent_pb2.AgentStartReply())
+            elif kind == "end":
+                yield stream_pb2.AgentStreamReply(end=agent_pb2.AgentEndReply())
+                return
+
+
+class StreamEnv(stream_pb2_grpc.EnvironmentStreamServicer):
+    """An environment trial per stream: Start, Updates, End (a pool thread per stream)."""
+
+    def __init__(self, logic: _EnvLogic) -> None:
+        self.logic = logic
+
+    def Run(self, request_iterator: Any, context: Any) -> Any:
+        for request in request_iterator:
+            kind = request.WhichOneof("request")
+            reply = stream_pb2.EnvStreamReply()
+            if kind == "update":
+                self.logic.update(request.update, reply.update)
+            elif kind == "start":
+                start = request.start
+                self.logic.ticks[start.trial_id] = 0
+                n_actors = sum(start.actor_counts)
+                self.logic.fill(reply.start.observation_set, start.trial_id, n_actors)
+            elif kind == "end":
+                reply.end.SetInParent()
+                yield reply
+                return
+            yield reply
+
+
 def _serve(ctl: Control, mode: str, add: Callable[[Any], None], workers: int, port: int) -> None:
     """Serves until stop, in the sync or the aio flavour; reports the port when ready."""
     if mode == "sync":
@@ -197,13 +251,13 @@ def role_agent(ctl: Control, argv: list[str]) -> None:
     ctl.stats = counter.stats
     logic = _AgentLogic(counter)
     servicer = SyncAgent(logic) if args.mode == "sync" else AioAgent(logic)
-    _serve(
-        ctl,
-        args.mode,
-        lambda s: agent_pb2_grpc.add_AgentServicer_to_server(servicer, s),
-        args.workers,
-        args.port,
-    )
+
+    def add(server: Any) -> None:
+        agent_pb2_grpc.add_AgentServicer_to_server(servicer, server)
+        if args.mode == "sync":
+            stream_pb2_grpc.add_AgentStreamServicer_to_server(StreamAgent(logic), server)
+
+    _serve(ctl, args.mode, add, args.workers, args.port)
 
 
 def role_env(ctl: Control, argv: list[str]) -> None:
@@ -217,23 +271,24 @@ def role_env(ctl: Control, argv: list[str]) -> None:
     ctl.stats = counter.stats
     logic = _EnvLogic(counter, args.payload)
     servicer = SyncEnv(logic) if args.mode == "sync" else AioEnv(logic)
-    _serve(
-        ctl,
-        args.mode,
-        lambda s: environment_pb2_grpc.add_EnvironmentServicer_to_server(servicer, s),
-        args.workers,
-        args.port,
-    )
+
+    def add(server: Any) -> None:
+        environment_pb2_grpc.add_EnvironmentServicer_to_server(servicer, server)
+        if args.mode == "sync":
+            stream_pb2_grpc.add_EnvironmentStreamServicer_to_server(StreamEnv(logic), server)
+
+    _serve(ctl, args.mode, add, args.workers, args.port)
 
 
 # --------------------------------------------------------------------------- raw clients
 
 
 def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
-    """N trials, each a loop of Trial.Action calls, until stop."""
+    """N trials, each a loop of Trial.Action calls (`--mode stream`: of actions on one
+    Trial.ActionStream per trial, sync), until stop."""
     parser = argparse.ArgumentParser(prog="floor-client")
     parser.add_argument("--wait-for", action="append", default=[], help="host:port to wait for")
-    parser.add_argument("--mode", choices=["sync", "aio"], default="sync")
+    parser.add_argument("--mode", choices=["sync", "aio", "stream"], default="sync")
     parser.add_argument("--target", required=True)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args(argv)
@@ -246,7 +301,7 @@ def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
             trial_id=f"t{i}", actor_id=0, action=common_pb2.Action(content=ACTION)
         )
 
-    if args.mode == "sync":
+    if args.mode in ("sync", "stream"):
         channel = grpc.insecure_channel(args.target, options=OPTIONS)
         stub = orchestrator_pb2_grpc.TrialStub(channel)
         started = threading.Barrier(args.concurrency + 1)
@@ -254,11 +309,26 @@ def role_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
         def loop(i: int) -> None:
             req = request(i)
             try:
-                stub.Action(req, timeout=CALL_TIMEOUT)
+                requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+                if args.mode == "stream":
+                    replies = stub.ActionStream(iter(requests.get, None))
+
+                    def act() -> Any:
+                        requests.put(req)
+                        return next(replies)
+
+                else:
+
+                    def act() -> Any:
+                        return stub.Action(req, timeout=CALL_TIMEOUT)
+
+                act()
                 started.wait(60.0)
                 while not ctl.stop.is_set():
-                    stub.Action(req, timeout=CALL_TIMEOUT)
+                    act()
                     counts[i] += 1
+                if args.mode == "stream":
+                    requests.put(None)
             except Exception as error:
                 errors.append(repr(error))
                 started.abort()

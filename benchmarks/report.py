@@ -40,14 +40,22 @@ def summarize(
             row["floor_ids"] = list(m.floor)
             row["floor_value"] = max(floors) if floors else None
         elif m.id.startswith("floor."):
-            # the floor rows: their ratio is to the best variant of the same configuration
+            # the floor rows: their ratio is to the best unary variant of the same
+            # configuration (the streamed floor's: what streams gain, physically)
             key = m.id.split(".", 2)[2]
-            peers = [
-                v for k, v in medians.items() if k.startswith("floor.") and k.endswith("." + key)
-            ]
-            row["floor_value"] = max(peers) if peers else None
+            peers = [medians.get(f"floor.{mode}.{key}") for mode in ("sync", "aio")]
+            known = [v for v in peers if v is not None]
+            row["floor_value"] = max(known) if known else None
         if row.get("floor_value") and row["value"] is not None:
             row["ratio"] = round(row["value"] / row["floor_value"], 3)
+        if m.stream_floor is not None:
+            row["stream_floor_id"] = m.stream_floor
+            row["stream_floor_value"] = medians.get(m.stream_floor)
+            row["stream_target"] = m.stream_target
+            if row["stream_floor_value"] and row["value"] is not None:
+                row["stream_ratio"] = round(row["value"] / row["stream_floor_value"], 3)
+                if m.stream_target is not None:
+                    row["meets_stream_target"] = row["stream_ratio"] >= m.stream_target
         wires = [s["wire_per_tick"] for s in got if s.get("wire_per_tick") is not None]
         row["wire_bytes_per_tick"] = round(statistics.median(wires)) if wires else None
         cpu: dict[str, float] = {}
@@ -115,10 +123,19 @@ def table(rows: list[dict[str, Any]]) -> str:
                 for r in row["rows"]
             )
             lines.append(f"{'':>20}  held trials -> RSS/threads  {held}")
+        if row.get("stream_ratio") is not None:
+            target = ""
+            if row.get("stream_target") is not None:
+                mark = "ok" if row.get("meets_stream_target") else "MISS"
+                target = f" (target >={row['stream_target']:g} {mark})"
+            lines.append(
+                f"{'':>20}  {row['stream_ratio']:.3g} of the raw streamed floor "
+                f"({_fmt(row['stream_floor_value'])} {row['unit']}){target}"
+            )
         if row.get("error"):
             lines.append(f"{'':>20}  error: {row['error'].splitlines()[0][:200]}")
     lines += [
-        "ratio: to the best floor of this run (floor rows: to the best floor variant)",
+        "ratio: to the best unary floor of this run (floor rows: to the best unary floor variant)",
         "wire/tick: TCP payload bytes of all hops per tick (from ss)",
         "CPU/tick: CPU time of the middle/orchestrator per tick (dispatch rows: of the agent per call)",
         f"other: share of the machine used by other processes in the window (! above {DISTURBED:.0%}: suspect)",

@@ -184,7 +184,8 @@ def floor_chain(
     leaves: str = "",
     client_mode: str = "",
 ) -> Callable[[Run], Sample]:
-    """The raw gRPC chain (see benchmarks.floor) with a sync or an aio middle.
+    """The raw gRPC chain (see benchmarks.floor) with a sync or an aio middle, or over
+    streams (`mode="stream"`: benchmarks.stream_middle, and a client on ActionStream).
 
     The agent and env servers are sync grpcio servers (thread pool, as `GrpcServer`) and the
     client uses blocking calls from one thread per trial (as `Connection`), whatever the
@@ -192,7 +193,8 @@ def floor_chain(
     the CPU of a sync one sending a 4 MiB observation).
     """
     leaves = leaves or "sync"
-    client_mode = client_mode or "sync"
+    client_mode = client_mode or ("stream" if mode == "stream" else "sync")
+    role = "floor-stream-middle" if mode == "stream" else "floor-middle"
 
     def run_once(run: Run) -> Sample:
         pool = str(_pool(concurrency, agents))
@@ -211,12 +213,14 @@ def floor_chain(
                     str(payload),
                 ],
             )
-            args = ["--mode", mode, "--agent", _addr(agent_port), "--env", _addr(env_port)]
-            args += ["--agents", str(agents), "--workers", pool, "--port", str(middle_port)]
+            args = ["--agent", _addr(agent_port), "--env", _addr(env_port)]
+            args += ["--agents", str(agents), "--port", str(middle_port)]
             args += ["--wait-for", _addr(agent_port), "--wait-for", _addr(env_port)]
+            if mode != "stream":
+                args += ["--mode", mode, "--workers", pool]
             if agent_only:
                 args += ["--drive", str(concurrency)]
-            middle = setup.spawn("floor-middle", args, profile_as="middle")
+            middle = setup.spawn(role, args, profile_as="middle")
             ports = [agent_port, env_port]
             pids = {"hub": middle.pid, "agent": agent.pid, "env": env.pid}
             workers = [agent, env, middle]
@@ -248,12 +252,14 @@ def _cogment_setup(
     delta: bool = False,
     datalog: str = "",
     orchestrators: int = 1,
+    transport: str = "unary",
 ) -> tuple[Worker, Worker, Worker, list[int]]:
     """SDK agent and env, and the orchestrator on a yaml pointing at them (recording into
     a new SQLite store with `datalog="sqlite"`, through a `cogment datalog serve` process
-    with "serve"), started at once and ready; returns them and their ports (orchestrator,
-    agent, env). With `orchestrators` > 1, as many orchestrator processes on that yaml (all
-    in `setup.orchestrators`)."""
+    with "serve"), calling them with `transport` ("unary": the 0.5 calls; "stream"),
+    started at once and ready; returns them and their ports (orchestrator, agent, env).
+    With `orchestrators` > 1, as many orchestrator processes on that yaml (all in
+    `setup.orchestrators`)."""
     settings = run.project.settings()
     shared = run.shared_services()
     if shared is not None:
@@ -290,7 +296,7 @@ def _cogment_setup(
         at = port if i == 0 else free_port()
         worker = setup.spawn(
             "orchestrator",
-            ["--file", yaml_path, "--port", str(at)],
+            ["--file", yaml_path, "--port", str(at), "--transport", transport],
             profile_as="orchestrator" if i == 0 else "",
         )
         setup.orchestrators.append((worker, at))
@@ -317,11 +323,13 @@ def cogment_chain(
     agent_only: bool = False,
     datalog: str = "",
     orchestrators: int = 1,
+    transport: str = "unary",
 ) -> Callable[[Run], Sample]:
     """`cogment orchestrator` + SDK agent and env `GrpcServer`s + a `Connection` client;
     `datalog`: "" (no recording), "sqlite" or "serve" (see `_cogment_setup`); with
     `orchestrators` > 1, that many orchestrator processes, the client's Connection given
-    them all (it spreads the trials over them)."""
+    them all (it spreads the trials over them); `transport`: how the orchestrator calls
+    the services, "unary" (the 0.5 calls) or "stream"."""
 
     def run_once(run: Run) -> Sample:
         with Setup(run) as setup:
@@ -334,6 +342,7 @@ def cogment_chain(
                 delta=delta,
                 datalog=datalog,
                 orchestrators=orchestrators,
+                transport=transport,
             )
             targets = ",".join(_addr(at) for _, at in setup.orchestrators)
             args = ["--settings", run.project.settings(), "--target", targets]
@@ -454,14 +463,20 @@ def dispatch(server: str, concurrency: int) -> Callable[[Run], Sample]:
 
 
 def held_trials(counts: list[int]) -> Callable[[Run], Sample]:
-    """RSS and threads of the orchestrator process with that many idle human trials open."""
+    """RSS and threads of the orchestrator process with that many idle human trials open
+    (each with one agent and the environment on streams, as the orchestrator calls the SDK's
+    services by default)."""
 
     def run_once(run: Run) -> Sample:
         from cogment.api import orchestrator_pb2, orchestrator_pb2_grpc
 
         settle = 0.3 if run.config.quick else 1.0
         with Setup(run) as setup:
-            _agent, _env, orch, ports = _cogment_setup(run, setup, agents=1, human=True)
+            # the orchestrator's default transport: streams to the SDK services (each trial
+            # holds two open; past the services' max_streams, unary calls)
+            _agent, _env, orch, ports = _cogment_setup(
+                run, setup, agents=1, human=True, transport="auto"
+            )
             port = ports[0]
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
             stub = orchestrator_pb2_grpc.TrialStub(channel)

@@ -1,10 +1,16 @@
-"""The measurements of issues 6, 11 (the datalog), 14 (`cogment web`) and 16 (several
-orchestrators: scenario 12) and the order they run in.
+"""The measurements of issues 6, 11 (the datalog), 14 (`cogment web`), 15 (streams) and 16
+(several orchestrators: scenario 12; streams: 13) and the order they run in.
 
 Measurements are grouped with the floor they are compared to; within a group the
 repetitions are interleaved (rep 1 of every member, then rep 2, ...) so a burst of load on
 the machine hits all of them alike. The value of a measurement is the median of its
 repetitions; its ratio is to the best median among its floor measurements.
+
+The `cogment.*` rows call the services with the 0.5 unary calls (as before streams existed);
+the `streamed.*` rows stream every hop (the services on cogment-py's streams, the client on
+`begin_actions_stream()`), and are compared to the unary floor of the same shape (their
+target) and to the raw streamed floor (`floor.stream.*`: the same chain over bidirectional
+streams, no SDK; `stream_ratio`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ class Measure:
     quick: bool = False
     reps: Optional[int] = None  # fixed repetitions (e.g. 1 for a "does it work" check)
     higher_is_better: bool = True
+    stream_floor: Optional[str] = None  # the raw streamed floor it is also compared to
+    stream_target: Optional[float] = None  # its target against that floor
 
 
 def _floors(key: str, quick_modes: tuple[str, ...], **kwargs: object) -> list[Measure]:
@@ -49,8 +57,49 @@ def _floors(key: str, quick_modes: tuple[str, ...], **kwargs: object) -> list[Me
     return out
 
 
+def _stream_floor(
+    key: str, quick: bool = False, reps: Optional[int] = None, **kwargs: object
+) -> Measure:
+    """The raw streamed floor of a configuration (benchmarks.stream_middle)."""
+    return Measure(
+        f"floor.stream.{key}",
+        13,
+        f"floor streamed {key}",
+        runners.floor_chain("stream", **kwargs),  # type: ignore[arg-type]
+        quick=quick,
+        reps=reps,
+    )
+
+
 def _floor_ids(key: str) -> tuple[str, ...]:
     return (f"floor.sync.{key}", f"floor.aio.{key}")
+
+
+def _streamed(
+    key: str,
+    label: str,
+    target: Optional[float] = None,
+    stream_target: Optional[float] = None,
+    quick: bool = False,
+    reps: Optional[int] = None,
+    name: str = "",
+    **kwargs: object,
+) -> Measure:
+    """The scenario `key` (named `name`, by default `key`) with every hop streamed (see the
+    module doc)."""
+    agent_only = bool(kwargs.get("agent_only"))
+    return Measure(
+        f"streamed.{name or key}",
+        13,
+        f"{label}, streamed",
+        runners.cogment_chain(stream=not agent_only, transport="stream", **kwargs),  # type: ignore[arg-type]
+        floor=_floor_ids(key),
+        target=target,
+        quick=quick,
+        reps=reps,
+        stream_floor=f"floor.stream.{key}",
+        stream_target=stream_target,
+    )
 
 
 def _recorded(key: str, label: str, concurrency: int) -> list[Measure]:
@@ -124,11 +173,14 @@ def groups() -> list[list[Measure]]:
                 quick=False,  # its own smoke test (the quick run is long enough already)
             ),
             *_recorded("c1", "one trial", 1),
+            _stream_floor("c1", quick=True, concurrency=1),
+            _streamed("c1", "one trial, actions stream", target=1.5, quick=True),
         ]
     )
     g.append(
         [
             *_floors("agent_only", ("aio",), concurrency=1, agent_only=True),
+            _stream_floor("agent_only", concurrency=1, agent_only=True),
             Measure(
                 "cogment.agent_only",
                 3,
@@ -136,6 +188,9 @@ def groups() -> list[list[Measure]]:
                 runners.cogment_chain(agent_only=True),
                 floor=_floor_ids("agent_only"),
                 quick=True,
+            ),
+            _streamed(
+                "agent_only", "agent-only trial", target=1.5, stream_target=0.8, agent_only=True
             ),
         ]
     )
@@ -154,6 +209,14 @@ def groups() -> list[list[Measure]]:
                 ),
                 *(_recorded(f"c{c}", f"{c} trials", c) if c == 32 else ()),
                 *(_two_orchestrators(c) if c in (32, 128) else ()),
+                *(
+                    (
+                        _stream_floor(f"c{c}", concurrency=c),
+                        _streamed(f"c{c}", f"{c} trials", target=1.2, concurrency=c),
+                    )
+                    if c == 32
+                    else ()
+                ),
             ]
         )
     for c in (1, 8):
@@ -185,6 +248,8 @@ def groups() -> list[list[Measure]]:
                 floor=_floor_ids("fanout"),
                 quick=True,
             ),
+            _stream_floor("fanout", agents=8),
+            _streamed("fanout", "1 human + 8 agents", target=1.3, agents=8),
         ]
     )
     for size, name in ((64 * KIB, "64k"), (4 * MIB, "4m")):
@@ -207,21 +272,30 @@ def groups() -> list[list[Measure]]:
                     floor=_floor_ids(f"p{name}"),
                     quick=name == "64k",
                 ),
+                _stream_floor(f"p{name}", payload=size),
+                _streamed(
+                    f"p{name}",
+                    f"{name.upper()}iB obs, snapshot",
+                    target=0.80 if name == "64k" else None,
+                    payload=size,
+                    name=f"p{name}.snapshot",
+                ),
             ]
         )
-    sixteen = _floors("p16m", (), payload=16 * MIB)
-    for m in sixteen:
-        m.reps = 1
     g.append(
         [
-            *sixteen,
+            *_floors("p16m", (), payload=16 * MIB),
             Measure(
                 "cogment.p16m.snapshot",
                 6,
-                "16MiB obs, snapshot (1 rep: works?)",
+                "16MiB obs, snapshot",
                 runners.cogment_chain(payload=16 * MIB),
                 floor=_floor_ids("p16m"),
-                reps=1,
+                target=0.80,
+            ),
+            _stream_floor("p16m", payload=16 * MIB),
+            _streamed(
+                "p16m", "16MiB obs, snapshot", target=0.80, payload=16 * MIB, name="p16m.snapshot"
             ),
         ]
     )

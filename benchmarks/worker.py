@@ -104,9 +104,10 @@ def _watchdog(deadline: float) -> None:
 
 
 def _roles() -> dict[str, Callable[[Control, list[str]], Optional[dict[str, Any]]]]:
-    from benchmarks import datalog, floor, gym, middle, services, soak_roles, web
+    from benchmarks import datalog, floor, gym, middle, services, soak_roles, stream_middle, web
 
     roles = {**floor.ROLES, "floor-middle": middle.role_middle, **services.ROLES}
+    roles["floor-stream-middle"] = stream_middle.role_stream_middle
     return {**roles, **gym.ROLES, **web.ROLES, **datalog.ROLES, **soak_roles.ROLES}
 
 

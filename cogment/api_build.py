@@ -21,7 +21,7 @@ API_DIR = os.path.join(PACKAGE_DIR, "api")
 ROOT_DIR = os.path.dirname(PACKAGE_DIR)
 API_FILES = ("common", "agent", "environment", "orchestrator", "hooks", "data")
 # cogment-py's own extensions: always built from cogment/api (never from cogment_api_path)
-EXTENSION_FILES = ("datalog_ext",)
+EXTENSION_FILES = ("datalog_ext", "stream")
 
 
 def read_api_config(root: str = ROOT_DIR) -> dict[str, str]:

@@ -5,6 +5,7 @@ end the call with that status (`context.abort`). Anything else that escapes a ha
 bug of ours: it is logged with its traceback and answered INTERNAL, never a bare UNKNOWN.
 
 * `handler`: a synchronous servicer method (`cogment.GrpcServer`'s servicers).
+* `stream_handler`: a synchronous servicer method that yields its replies (its streams).
 * `async_handler`: a grpc.aio unary method (the orchestrator).
 * `async_stream_handler`: a grpc.aio method that yields its replies.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional, TypeVar
 
 import grpc
@@ -112,6 +113,21 @@ def handler(method: _Method) -> _Method:
         try:
             check_request(request)
             return method(self, request, context)
+        except Exception as error:
+            status = status_of(method, error)
+            context.abort(status.code, status.message)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def stream_handler(method: _Method) -> _Method:
+    """Ends a synchronous call that yields its replies, and raised StatusError, with its
+    status."""
+
+    @functools.wraps(method)
+    def wrapped(self: Any, requests: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from method(self, requests, context)
         except Exception as error:
             status = status_of(method, error)
             context.abort(status.code, status.message)

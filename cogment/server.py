@@ -14,15 +14,21 @@ from typing import Any, Optional
 
 import grpc
 
+from cogment.agent import Agent
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB, message_size_options
+from cogment.environment import Environment
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.lifecycle import Lifecycle, misuse
 from cogment.servicers import make_servicer
+from cogment.stream_servicers import StreamSlots
 from cogment.tls import FilePath, server_credentials
 
 _LOG = logging.getLogger("cogment")
 
 DEFAULT_MAX_WORKERS = 32
+DEFAULT_MAX_STREAMS = 256
+"""The streams an agent or environment server holds open at once by default (one per agent
+actor, or environment trial, of a running trial; each holds a thread)."""
 DEFAULT_IDLE_SESSION_TIMEOUT = 300.0
 """Seconds after which an agent or environment session nobody called is ended (its
 orchestrator crashed, or lost it): its user instance gets `end()` and is dropped."""
@@ -45,7 +51,14 @@ class GrpcServer:
         host: the address to listen on: all interfaces by default ("[::]"), so that an
             orchestrator on another machine reaches the service; "127.0.0.1" keeps it on
             this machine. The bound address is logged (INFO, "cogment" logger) at start.
-        max_workers: the size of the thread pool running calls (and so user code).
+        max_workers: the threads running unary calls (and so user code), and LogExporter
+            streams.
+        max_streams: (agents and environments) the most streams served at once: an
+            orchestrator of cogment-py streams the calls of each agent actor (or environment
+            trial) of a trial, and each stream holds a thread of its own, in which user code
+            runs, for the trial's life. Past it, a new stream is refused (RESOURCE_EXHAUSTED)
+            and the orchestrator makes unary calls for that actor instead. 0: no streams
+            (unary calls only, as API 0.5 defines them).
         idle_session_timeout: seconds after which a session (an agent actor or an
             environment's trial) that no call used is ended, calling its `end()`: the
             orchestrator that ran its trial crashed or lost it. Keep it above the longest
@@ -71,6 +84,7 @@ class GrpcServer:
         *,
         host: str = "[::]",
         max_workers: int = DEFAULT_MAX_WORKERS,
+        max_streams: int = DEFAULT_MAX_STREAMS,
         idle_session_timeout: Optional[float] = DEFAULT_IDLE_SESSION_TIMEOUT,
         max_message_mb: Optional[float] = DEFAULT_MAX_MESSAGE_MB,
         tls_cert: Optional[FilePath] = None,
@@ -89,11 +103,21 @@ class GrpcServer:
                 raise ConfigurationError(
                     f"GrpcServer: {name} must be a positive number or None, got {value!r}"
                 )
+        for name, count, least in (
+            ("max_workers", max_workers, 1),
+            ("max_streams", max_streams, 0),
+        ):
+            if isinstance(count, bool) or not isinstance(count, int) or count < least:
+                raise ConfigurationError(
+                    f"GrpcServer: {name} must be a whole number >= {least}, got {count!r}"
+                )
         try:
             credentials = server_credentials(tls_cert, tls_key)
         except ConfigurationError as error:
             raise ConfigurationError(f"GrpcServer: {error}") from None
-        servicer, add_servicer = make_servicer(service_type, settings)
+        streamed = isinstance(service_type, type) and issubclass(service_type, (Agent, Environment))
+        self._streams = StreamSlots(max_streams) if max_streams and streamed else None
+        servicer, add_servicer = make_servicer(service_type, settings, self._streams)
         self.service_type = service_type
         self.host = host
         self.tls = credentials is not None
@@ -104,8 +128,11 @@ class GrpcServer:
         self._state = Lifecycle.CREATED
         self._state_lock = threading.Lock()
         self._stopped = threading.Event()
+        # a stream holds its thread for its whole life: the pool has max_workers threads
+        # more for the unary calls (and for refusing the streams past max_streams)
+        threads = max_workers + (max_streams if self._streams is not None else 0)
         self._executor = futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix=f"cogment-{service_type.__name__}"
+            max_workers=threads, thread_name_prefix=f"cogment-{service_type.__name__}"
         )
         self._server = grpc.server(
             self._executor, options=[*message_size_options(max_message_mb), _NO_REUSEPORT]
@@ -151,6 +178,11 @@ class GrpcServer:
         return self
 
     @property
+    def stream_count(self) -> int:
+        """How many streams (of cogment-py's orchestrator) are open."""
+        return self._streams.open if self._streams is not None else 0
+
+    @property
     def session_count(self) -> int:
         """How many sessions (agent actors, or environment trials) are being served."""
         return int(getattr(self._servicer, "session_count", 0))
@@ -172,17 +204,21 @@ class GrpcServer:
             state = self._state
         if state is Lifecycle.STOPPED:
             raise misuse("GrpcServer", "serve", state)
-        if state is Lifecycle.CREATED:
-            self.start()
         if threading.current_thread() is not threading.main_thread():
+            if state is Lifecycle.CREATED:
+                self.start()
             self._stopped.wait()
             return
+        # the handlers are in place before the server answers anything: a signal sent once
+        # it answered is never the default KeyboardInterrupt
         received: list[int] = []
         previous = {
             signum: signal.signal(signum, lambda signum, _frame: received.append(signum))
             for signum in (signal.SIGINT, signal.SIGTERM)
         }
         try:
+            if state is Lifecycle.CREATED:
+                self.start()
             # a signal handler only records the signal: stopping from inside it could
             # deadlock on a lock the interrupted code holds
             while not received and not self._stopped.wait(0.1):

@@ -36,6 +36,8 @@ def test_quick_benchmarks_run_and_write_json(tmp_path: str) -> None:
         "floor.aio.c1",
         "cogment.c1",
         "cogment.c1.stream",
+        "floor.stream.c1",
+        "streamed.c1",
         "cogment.agent_only",
         "cogment.c8",
         "cogment.fanout",
@@ -57,6 +59,12 @@ def test_quick_benchmarks_run_and_write_json(tmp_path: str) -> None:
     )
     assert rows["cogment.c1"]["ratio"] == pytest.approx(
         rows["cogment.c1"]["value"] / rows["cogment.c1"]["floor_value"], abs=1e-3
+    )
+    streamed = rows["streamed.c1"]  # against the unary floor and the raw streamed floor
+    assert streamed["floor_value"] == rows["cogment.c1"]["floor_value"]
+    assert streamed["stream_floor_value"] == rows["floor.stream.c1"]["value"]
+    assert streamed["stream_ratio"] == pytest.approx(
+        streamed["value"] / streamed["stream_floor_value"], abs=1e-3
     )
     held = rows["held.quick"]["rows"]
     assert [r["trials"] for r in held] == [0, 1, 20]

@@ -171,6 +171,7 @@ def test_watcher_agent_feedback_and_messages(
     assert versions == [
         ("cogment-api", cogment.API_VERSION),
         ("cogment-py", cogment.__version__),
+        ("cogment.ext.AgentStream", "1"),  # it serves cogment-py's streams
         ("watcher-agent", "1.0.0"),
     ]
     stub.End(agent_pb2.AgentEndRequest(trial_id=trial_id, actor_id=2), timeout=TIMEOUT)

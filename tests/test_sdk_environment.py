@@ -272,5 +272,6 @@ def test_environment_version(env_stub: Any) -> None:
     assert [(v.name, v.version) for v in info.versions] == [
         ("cogment-api", cogment.API_VERSION),
         ("cogment-py", cogment.__version__),
+        ("cogment.ext.EnvironmentStream", "1"),  # it serves cogment-py's streams
         ("board-env", "1.0.0"),
     ]

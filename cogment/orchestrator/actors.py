@@ -9,17 +9,16 @@ from cogment.settings import ActorClass
 
 
 class Actor:
-    """One actor of a trial (an agent, or a human slot when `stub` is None)."""
+    """One actor of a trial: an agent (reached through `link`), or a human slot."""
 
     __slots__ = (
         "actor_class",
         "config",
-        "decide",
         "endpoint",
         "id",
         "index_in_class",
+        "link",
         "started",
-        "stub",
     )
 
     def __init__(
@@ -37,8 +36,7 @@ class Actor:
         self.config: Optional[common_pb2.ActorConfig] = (
             params.config if params.HasField("config") else None
         )
-        self.stub: Any = None  # an AgentStub (agents only)
-        self.decide: Any = None  # Agent.Decide taking a request encoded by `wire`
+        self.link: Any = None  # its AgentTransport, once the trial connected (agents only)
         self.started = False
 
     def describe(self) -> str:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any, Optional
-
-from cogment.api import agent_pb2, environment_pb2
-
-from .actors import Actor
+from typing import Any, Protocol
 
 log = logging.getLogger("cogment.orchestrator")
 
@@ -45,21 +41,19 @@ def uncancel() -> None:
         task.uncancel()
 
 
-async def end_services(
-    trial_id: str, env: Optional[tuple[Any, str]], agents: Sequence[Actor], timeout: float
-) -> None:
-    """Calls End on the environment (stub, description) and on `agents`, concurrently, best
-    effort: failures are only logged."""
-    calls = []
-    names = []
-    if env is not None:
-        calls.append(env[0].End(environment_pb2.EnvEndRequest(trial_id=trial_id), timeout=timeout))
-        names.append(env[1])
-    for agent in agents:
-        request = agent_pb2.AgentEndRequest(trial_id=trial_id, actor_id=agent.id)
-        calls.append(agent.stub.End(request, timeout=timeout))
-        names.append(agent.describe())
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for name, result in zip(names, results):
+class Ending(Protocol):
+    """A transport to a service (`transport.py`), as far as its End goes."""
+
+    async def end(self) -> None:
+        """End: the trial is over."""
+
+
+async def end_services(trial_id: str, services: Sequence[tuple[Ending, str]]) -> None:
+    """Calls End on `services` (transport, description), concurrently, best effort: failures
+    are only logged."""
+    results = await asyncio.gather(
+        *(transport.end() for transport, _ in services), return_exceptions=True
+    )
+    for (_, name), result in zip(services, results):
         if isinstance(result, BaseException):
             log.debug("trial %s: End on %s failed: %s", trial_id, name, result)

@@ -3,6 +3,7 @@
 cogment orchestrator [--file cogment.yaml] [--port 9000] [--host 127.0.0.1]
                      [--log-level info] [--response-timeout 60] [--max-message-mb 64]
                      [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
+                     [--transport auto|stream|unary]
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Optional
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
 from cogment.endpoint import GRPCS_SCHEME, host_port
 from cogment.errors import ConfigurationError
+
+from .endpoints import TRANSPORTS
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -88,6 +91,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="PEM CA certificates checking the services called at grpcs:// endpoints "
         "(default: the system's roots)",
     )
+    parser.add_argument(
+        "--transport",
+        default="auto",
+        choices=TRANSPORTS,
+        help="how agents and environments are called: auto (default: one stream per actor "
+        "and trial with the services that serve cogment-py's streams, unary calls with the "
+        "others), stream (streams only), unary (the 0.5 unary calls only)",
+    )
     return parser
 
 
@@ -111,6 +122,7 @@ async def _serve(args: argparse.Namespace, settings: object) -> None:
         tls_key=args.tls_key,
         tls_ca=args.tls_ca,
         tls_names=("--tls-cert", "--tls-key"),
+        transport=args.transport,
         advertise=args.advertise,
     )
     port = await server.start(args.host, args.port)

@@ -18,7 +18,7 @@ import grpc
 
 from cogment.api import orchestrator_pb2
 from cogment.endpoint import GRPCS_SCHEME
-from cogment.errors import StatusError
+from cogment.errors import CogmentRpcError, StatusError
 from cogment.tls import explained
 
 from . import status
@@ -47,12 +47,18 @@ class Waiters(Protocol):
 
 def service_failure(where: str, method: str, error: BaseException, timeout: float) -> StatusError:
     """The failure (ABORTED: it ends the trial) of the call `method` on the service `where`
-    (which ends with the service's endpoint); what it says of TLS comes first."""
-    if isinstance(error, StatusError):
-        return error
+    (which ends with the service's endpoint), whatever its transport: a unary call's
+    `AioRpcError` and a streamed call's `CogmentRpcError` read the same; what it says of TLS
+    comes first."""
     if isinstance(error, grpc.aio.AioRpcError):
-        code = error.code()
-        details = error.details() or ""
+        code, details = error.code(), error.details() or ""
+    elif isinstance(error, CogmentRpcError):  # the same status, from a call on a stream
+        code, details = error.code, error.message
+    elif isinstance(error, StatusError):  # a failure of ours, that names the service already
+        return error
+    else:
+        code = None
+    if code is not None:
         if code == grpc.StatusCode.UNAVAILABLE:
             details = explained(details, secure=GRPCS_SCHEME in where)
         text = f"{code.name}: {details}"

@@ -1,13 +1,21 @@
-"""One grpc.aio channel per service endpoint, shared by every trial, and its stubs.
+"""One grpc.aio channel per service endpoint, shared by every trial, its stubs, and the
+transport each agent and environment service is called with.
 
 Channels are opened on first use (on the orchestrator's event loop) and closed by `close`.
 A `grpcs://` endpoint gets a TLS channel (checked against the orchestrator's `tls_ca`, or
 the system's roots), a `grpc://` one a plaintext channel: the two schemes to one address are
 two channels.
+
+The transport of a service (`transport_of`) is decided once per endpoint: with `auto`, its
+0.5 `Version` RPC says whether it serves cogment-py's streams (cogment/api/stream.proto); a
+service that does not (an original 0.5 service, a user's own servicer) gets the 0.5 unary
+calls. The decision is logged (INFO) when it is made.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, Optional
 
 import grpc
@@ -15,16 +23,29 @@ import grpc
 from cogment.api import (
     agent_pb2,
     agent_pb2_grpc,
+    common_pb2,
     data_pb2,
     datalog_ext_pb2_grpc,
     environment_pb2,
     environment_pb2_grpc,
     hooks_pb2_grpc,
+    stream_pb2,
 )
 from cogment.constants import FAST_RECONNECT, UNLIMITED_MESSAGES
 from cogment.endpoint import Endpoint, parse_grpc_endpoint
 from cogment.errors import ConfigurationError, LifecycleError
 from cogment.tls import FilePath, channel_credentials, read_certificates
+
+log = logging.getLogger("cogment.orchestrator")
+
+TRANSPORTS = ("auto", "unary", "stream")
+"""How the orchestrator calls agents and environments: `unary`, the 0.5 calls (one call per
+request); `stream`, cogment-py's streams (one stream per agent actor, or environment, per
+trial); `auto`, streams with the services that serve them (their `Version` says so)."""
+
+SERVICES = {"agent": "Agent", "environment": "Environment"}
+"""The two services the transport concerns, by kind: their 0.5 name (`cogment.<name>`); their
+stream service is `cogment.ext.<name>Stream`."""
 
 # Large observations (16 MiB and more) must pass; a restarted service must be found again
 # quickly, not after grpc's default reconnection backoff of up to two minutes.
@@ -53,14 +74,23 @@ class Endpoints:
     Args:
         tls_ca: the PEM file of the CA certificates that `grpcs://` services' certificates
             are checked against; None: the system's roots.
+        transport: how agents and environments are called: one of TRANSPORTS.
 
     Raises:
-        ConfigurationError: `tls_ca` cannot be read or holds no PEM certificate.
+        ConfigurationError: `tls_ca` cannot be read or holds no PEM certificate, or
+            `transport` is not one of TRANSPORTS.
     """
 
-    def __init__(self, tls_ca: Optional[FilePath] = None) -> None:
+    def __init__(self, tls_ca: Optional[FilePath] = None, transport: str = "auto") -> None:
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(
+                f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}"
+            )
         if tls_ca is not None:
             read_certificates(tls_ca, "CA file")  # a wrong file is refused now, not at a call
+        self.transport = transport
+        self._transports: dict[tuple[str, str], str] = {}  # (kind, endpoint) -> decided
+        self._asking: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._tls_ca = tls_ca
         self._credentials: Optional[grpc.ChannelCredentials] = None
         self._channels: dict[Endpoint, grpc.aio.Channel] = {}
@@ -114,6 +144,11 @@ class Endpoints:
         self._tls_names.pop(parsed, None)
         for key in [key for key in self._stubs if key[1] == endpoint]:
             del self._stubs[key]
+        # a replica that comes back under this address may be another build: asked again
+        for key in [key for key in self._transports if key[1] == endpoint]:
+            del self._transports[key]
+        for key in [key for key in self._asking if key[1] == endpoint]:
+            self._asking.pop(key).cancel()
         channel = self._channels.pop(parsed, None)
         if channel is not None:
             await channel.close(None)
@@ -153,6 +188,87 @@ class Endpoints:
             )
             self._stubs[key] = call
         return call
+
+    def stream(self, kind: str, endpoint: str) -> Any:
+        """cogment-py's stream service of `kind` ("agent" or "environment") at
+        `grpc(s)://host:port`: a stream-stream method taking requests already serialized
+        (`wire`), answering the replies' bytes (agents: parsed AgentStreamReplys)."""
+        key = ("stream." + kind, endpoint)
+        call = self._stubs.get(key)
+        if call is None:
+            reply = _as_is if kind == "environment" else stream_pb2.AgentStreamReply.FromString
+            call = self.channel(endpoint).stream_stream(
+                f"/cogment.ext.{SERVICES[kind]}Stream/Run",
+                # bytes as they are (with None, a call the server ended reports INTERNAL)
+                request_serializer=_as_is,
+                response_deserializer=reply,
+            )
+            self._stubs[key] = call
+        return call
+
+    async def transport_of(self, kind: str, endpoint: str, timeout: float) -> str:
+        """The transport to call the `kind` ("agent" or "environment") service at `endpoint`
+        with: "stream" or "unary". With `auto`, asks the service's `Version` once (at most
+        `timeout` s; one question at a time per endpoint) and keeps the answer; a service
+        that cannot be asked now (unreachable...) gets unary calls, and is asked again next
+        time."""
+        if self.transport != "auto":
+            return self.transport
+        key = (kind, endpoint)
+        known = self._transports.get(key)
+        if known is not None:
+            return known
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = asyncio.ensure_future(self._ask(kind, endpoint, timeout))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(asking)
+
+    async def _ask(self, kind: str, endpoint: str, timeout: float) -> str:
+        offered = await self.offers_streams(kind, endpoint, timeout)
+        if offered is None:
+            return "unary"  # not kept: asked again by the next trial
+        decided = "stream" if offered else "unary"
+        self.set_transport(kind, endpoint, decided)
+        return decided
+
+    async def offers_streams(self, kind: str, endpoint: str, timeout: float) -> Optional[bool]:
+        """Whether the `kind` ("agent" or "environment") service at `endpoint` serves
+        cogment-py's stream, as its `Version` says (UNIMPLEMENTED: no); None when it cannot
+        be asked (unreachable...; at most `timeout` s)."""
+        service = SERVICES[kind]
+        method = self.channel(endpoint).unary_unary(
+            f"/cogment.{service}/Version",
+            request_serializer=common_pb2.VersionRequest.SerializeToString,
+            response_deserializer=common_pb2.VersionInfo.FromString,
+        )
+        stream = f"cogment.ext.{service}Stream"
+        try:
+            info = await method(common_pb2.VersionRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                log.debug("%s at %s: Version failed (%s)", kind, endpoint, error)
+                return None
+            return False
+        return any(v.name == stream for v in info.versions)
+
+    def set_transport(self, kind: str, endpoint: str, transport: str, why: str = "") -> None:
+        """Keeps (and logs) the transport of the `kind` service at `endpoint`."""
+        key = (kind, endpoint)
+        if self._transports.get(key) == transport:
+            return
+        self._transports[key] = transport
+        service = SERVICES[kind]
+        if transport == "stream":
+            log.info("%s at %s: streamed (it serves cogment.ext.%sStream)", kind, endpoint, service)
+        else:
+            log.info(
+                "%s at %s: unary calls (%s)",
+                kind,
+                endpoint,
+                why or "it does not serve cogment-py's streams",
+            )
 
     def datalog_log(self, endpoint: str) -> Any:
         """LogExporter.Log at `grpc(s)://host:port`, taking DatalogMsgs already serialized."""
@@ -194,5 +310,7 @@ class Endpoints:
         channels = list(self._channels.values())
         self._channels.clear()
         self._stubs.clear()
+        for asking in list(self._asking.values()):
+            asking.cancel()
         for channel in channels:
             await channel.close(None)

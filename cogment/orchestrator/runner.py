@@ -62,6 +62,11 @@ class Orchestrator:
             serves TLS with (both or neither; neither: plaintext).
         tls_ca: PEM file of the CA certificates that the services called at `grpcs://`
             endpoints are checked against (None: the system's roots).
+        transport: how agents and environments are called: "auto" (the default: one stream
+            per agent actor, and per environment, of each trial, with the services that serve
+            cogment-py's streams, as `cogment.GrpcServer` does; the 0.5 unary calls with the
+            others, decided once per endpoint), "stream" (streams only: a service that does not
+            serve them fails the trial's start) or "unary" (the 0.5 calls only).
         advertise: the `host:port` clients and other orchestrators reach this one at, put
             into its trials' ids (default: `host:port` as bound).
 
@@ -85,6 +90,7 @@ class Orchestrator:
         tls_cert: Optional[FilePath] = None,
         tls_key: Optional[FilePath] = None,
         tls_ca: Optional[FilePath] = None,
+        transport: str = "auto",
         advertise: Optional[str] = None,
     ) -> None:
         self.settings = load_project(settings_or_yaml_path)
@@ -101,6 +107,7 @@ class Orchestrator:
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_ca=tls_ca,
+            transport=transport,
             advertise=advertise,
         )
         self._thread: Optional[threading.Thread] = None

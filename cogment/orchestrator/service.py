@@ -210,6 +210,13 @@ class TrialServicer(orchestrator_pb2_grpc.TrialServicer):
         return orchestrator_pb2.TrialMessageReply()
 
 
+_TRANSPORT_TEXT = {
+    "auto": "streamed when their service serves cogment-py's streams, else unary (transport auto)",
+    "stream": "streamed (transport stream)",
+    "unary": "with the 0.5 unary calls (transport unary)",
+}
+
+
 def _answer(reply: Reply) -> Any:
     """What a waiting client call answers: a tick's encoded reply, the last one, or the
     end; raises the status of a failed trial."""
@@ -236,6 +243,9 @@ class OrchestratorServer:
             (None: the system's roots).
         tls_names: how the caller names tls_cert and tls_key (in the error when only one is
             given).
+        transport: how agents and environments are called: "auto" (cogment-py's streams with
+            the services that serve them, the 0.5 unary calls with the others), "stream" or
+            "unary" (see `endpoints.TRANSPORTS`).
         advertise: the `host:port` other orchestrators and clients reach this one at, put
             into the ids of its trials (`cogment.ownership`); default: the bound address (a
             wildcard host replaced by this machine's name).
@@ -257,6 +267,7 @@ class OrchestratorServer:
         tls_key: Optional[FilePath] = None,
         tls_ca: Optional[FilePath] = None,
         tls_names: tuple[str, str] = ("tls_cert", "tls_key"),
+        transport: str = "auto",
         advertise: Optional[str] = None,
     ) -> None:
         if response_timeout <= 0:
@@ -280,7 +291,7 @@ class OrchestratorServer:
         self._credentials = server_credentials(tls_cert, tls_key, tls_names)
         self.tls_cert = None if tls_cert is None else str(tls_cert)
         self.registry = Registry()
-        self.endpoints = Endpoints(tls_ca)
+        self.endpoints = Endpoints(tls_ca, transport)
         self.datalog = datalog if datalog is not None and datalog.type != "none" else None
         self.recorder = (
             make_recorder(self.datalog, self.endpoints, float(response_timeout))
@@ -341,6 +352,7 @@ class OrchestratorServer:
         await server.start()
         self._server = server
         self.port = bound
+        log.info("calling agents and environments: %s", _TRANSPORT_TEXT[self.endpoints.transport])
         self.advertised = self._advertise or default_advertised(host, bound)
         self.forwarder = Forwarder(self.advertised, self.endpoints.channel, self.tls)
         if self.tls:

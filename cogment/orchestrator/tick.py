@@ -13,6 +13,8 @@ tick t:
 6. the humans get observation t+1 with their reward of tick t and their messages;
 7. one datalog sample for tick t (the next tick waits only when the datalog's queue is full).
 
+Each agent actor and the environment are called through a transport (transport.py): the 0.5
+unary calls, or one of cogment-py's streams per actor, as each service's endpoint decided.
 Observation bytes are forwarded as the environment sent them (snapshot or delta), never
 parsed. Any service failure ends the trial with a reason naming the service. How the trial
 ended is `TrialEnd`'s alone (see ending.py); after every end, the trial delivers what is
@@ -43,6 +45,7 @@ from .ending import ENDED_BY_ENV, MAX_STEPS_REACHED, SHUTDOWN, TrialEnd, service
 from .humans import Humans, make_snapshot
 from .rewards import FeedbackBook
 from .runtime import Runtime
+from .transport import EnvironmentTransport, agent_transport, environment_transport
 
 log = logging.getLogger("cogment.orchestrator")
 
@@ -71,7 +74,6 @@ class Trial:
     ) -> None:
         self.id = trial_id
         self.user_id = user_id
-        self._trial_field = wire.string_field(trial_id)  # encoded once for every request
         self._rt = runtime
         self._loop = asyncio.get_running_loop()
         self._start_config = config
@@ -81,9 +83,7 @@ class Trial:
         self.actors: list[Actor] = []
         self._agents: list[Actor] = []
         self.humans = Humans(trial_id, self.actors)
-        self._env_stub: Any = None
-        self._env_start: Any = None  # Start and Update answering raw bytes (wire.read_env_reply)
-        self._env_update: Any = None
+        self._env: Optional[EnvironmentTransport] = None
         self._env_where = ""
         self._env_started = False
         # the current tick: its observations, and what is in flight
@@ -153,6 +153,7 @@ class Trial:
         )
         if rt.recorder is not None:
             self._recording = rt.recorder.trial(self.id, self.user_id, params, self._fail)
+        env = await self._connect(params)
 
         self._env_started = True
         # a config is on the wire only when the parameters have one (0.5 services decode any
@@ -165,7 +166,7 @@ class Trial:
             trial_config=trial_config,
         )
         try:
-            raw = await self._env_start(request, timeout=timeout)
+            raw = await env.start(request)
         except Exception as error:
             raise service_failure(self._env_where, "Start", error, timeout) from None
         self._set_observations(self._read_env_reply("Start", raw))
@@ -180,7 +181,7 @@ class Trial:
                 actor_counts=self.actor_counts,
                 trial_config=trial_config,
             )
-            calls.append(agent.stub.Start(agent_request, timeout=timeout))
+            calls.append(agent.link.start(agent_request))
         results = await asyncio.gather(*calls, return_exceptions=True)
         for agent, result in zip(self._agents, results):
             if isinstance(result, BaseException):
@@ -203,6 +204,8 @@ class Trial:
         self.end.started_with(answer)
 
     async def _tick_loop(self) -> None:
+        assert self._env is not None
+        env = self._env
         timeout = self._rt.response_timeout
         max_steps = self.params.max_steps
         agents = self._agents
@@ -239,7 +242,7 @@ class Trial:
                 trial_id=self.id, action_set=environment_pb2.ActionSet(actions=actions)
             )
             try:
-                raw = await self._env_update(request, timeout=timeout)
+                raw = await env.update(request)
             except Exception as error:
                 raise service_failure(self._env_where, "Update", error, timeout) from None
             update = self._read_env_reply("Update", raw)
@@ -302,10 +305,10 @@ class Trial:
         await self._deliver(final)
         if not failed:
             await self._deliver(self._leftovers(by_tick, routed))
-        timeout = self._rt.end_timeout
-        env = (self._env_stub, self._env_where) if self._env_started else None
-        agents = [agent for agent in self._agents if agent.started]
-        await end_services(self.id, env, agents, timeout)
+        ending = [(agent.link, agent.describe()) for agent in self._agents if agent.started]
+        if self._env_started and self._env is not None:
+            ending.append((self._env, self._env_where))
+        await end_services(self.id, ending)
         self.end.tell_clients()
 
     async def _deliver(self, deliveries: list[Any]) -> None:
@@ -362,24 +365,36 @@ class Trial:
             class_index = classes.index_of(p.actor_class)
             human = p.endpoint == HUMAN_ENDPOINT
             actor = Actor(actor_id, classes[class_index], seen[class_index], p)
-            if not human:
-                actor.stub = rt.endpoints.agent(p.endpoint)
-                actor.decide = rt.endpoints.decide(p.endpoint)
             seen[class_index] += 1
             self.actors.append(actor)
             if human:
                 self.humans.add(actor)
             else:
                 self._agents.append(actor)
-        self._env_stub = rt.endpoints.environment(params.environment.endpoint)
-        self._env_start = rt.endpoints.env_raw(params.environment.endpoint, "Start")
-        self._env_update = rt.endpoints.env_raw(params.environment.endpoint, "Update")
         self._env_where = f"environment at {params.environment.endpoint}"
         self._book = FeedbackBook(
             [a.index_in_class for a in self.actors], keep_late=rt.recorder is not None
         )
 
-    def _read_env_reply(self, method: str, raw: bytes) -> wire.EnvReply:
+    async def _connect(self, params: common_pb2.TrialParams) -> EnvironmentTransport:
+        """The transports to the environment and every agent (each endpoint's transport is
+        decided once, at its first trial)."""
+        rt = self._rt
+        timeout, end_timeout = rt.response_timeout, rt.end_timeout
+        env_link = environment_transport(
+            rt.endpoints, params.environment.endpoint, self.id, timeout, end_timeout
+        )
+        agent_links = [
+            agent_transport(rt.endpoints, a.endpoint, self.id, a.id, timeout, end_timeout)
+            for a in self._agents
+        ]
+        env, links = await asyncio.gather(env_link, asyncio.gather(*agent_links))
+        for agent, link in zip(self._agents, links):
+            agent.link = link
+        self._env = env
+        return env
+
+    def _read_env_reply(self, method: str, raw: wire.Bytes) -> wire.EnvReply:
         try:
             return wire.read_env_reply(raw)
         except ValueError as error:
@@ -429,19 +444,16 @@ class Trial:
     ) -> list[Any]:
         """Every agent's next step: a bare Decide call, or a task sequencing Reward and
         OnMessage before it (and before nothing after the last tick: no observations)."""
-        timeout = self._rt.response_timeout
         steps: list[Any] = []
         for agent in self._agents:
-            request = None
-            if observations is not None:
-                request = wire.decide_request(self._trial_field, agent.id, observations[agent.id])
+            observation = observations[agent.id] if observations is not None else None
             reward = rewards.get(agent.id)
             messages = routed.get(agent.id) if routed else None
             if reward is None and not messages:
-                if request is not None:
-                    steps.append(agent.decide(request, timeout=timeout))
+                if observation is not None:
+                    steps.append(agent.link.decide(observation))
             else:
-                step = self._agent_step(agent, reward, messages, request, self._tick - 1)
+                step = self._agent_step(agent, reward, messages, observation, self._tick - 1)
                 steps.append(spawn(step))
         return steps
 
@@ -450,42 +462,42 @@ class Trial:
         agent: Actor,
         reward: Optional[agent_pb2.Reward],
         messages: Optional[list[common_pb2.Message]],
-        request: Optional[bytes],
+        observation: Optional[wire.EncodedObservation],
         reward_tick: int,
     ) -> Optional[agent_pb2.AgentDecideReply]:
-        stub = agent.stub
-        timeout = self._rt.response_timeout
+        link = agent.link
         method = "Reward"
         try:
             if reward is not None:
-                await stub.Reward(
+                await link.reward(
                     agent_pb2.AgentRewardRequest(
                         trial_id=self.id, actor_id=agent.id, reward=reward, tick_id=reward_tick
-                    ),
-                    timeout=timeout,
+                    )
                 )
             method = "OnMessage"
             if messages:
-                await stub.OnMessage(
+                await link.message(
                     agent_pb2.AgentOnMessageRequest(
                         trial_id=self.id, actor_id=agent.id, messages=messages
-                    ),
-                    timeout=timeout,
+                    )
                 )
             method = "Decide"
-            if request is None:
+            if observation is None:
                 return None
-            return await agent.decide(request, timeout=timeout)  # type: ignore[no-any-return]
+            return await link.decide(observation)
         except Exception as error:
-            raise service_failure(agent.describe(), method, error, timeout) from None
+            raise service_failure(
+                agent.describe(), method, error, self._rt.response_timeout
+            ) from None
 
     async def _env_on_message(self, messages: list[common_pb2.Message]) -> None:
         request = environment_pb2.EnvOnMessageRequest(
             trial_id=self.id, actor_id=ENVIRONMENT_ID, messages=messages
         )
         timeout = self._rt.response_timeout
+        assert self._env is not None
         try:
-            await self._env_stub.OnMessage(request, timeout=timeout)
+            await self._env.message(request)
         except Exception as error:
             raise service_failure(self._env_where, "OnMessage", error, timeout) from None
 

@@ -10,6 +10,11 @@ defaults omitted): tests check it byte for byte against the generated classes.
 The environment's Start/Update replies are read the same way (`read_env_reply`): only their
 small fields are decoded, and each ObservationData stays a slice of the reply's bytes, to be
 embedded as-is.
+
+On cogment-py's streams (cogment/api/stream.proto), a request is a 0.5 request embedded in
+the stream request's oneof: `decide_request(..., field=...)` writes that field's tag and
+length in the same join, `embed` wraps a small request, and `stream_reply` slices the 0.5
+reply out of a stream reply without copying it.
 """
 
 from __future__ import annotations
@@ -75,11 +80,32 @@ class EncodedObservation:
         self.size = len(head) + len(payload)
 
 
-def decide_request(trial_field: bytes, actor_id: int, observation: EncodedObservation) -> bytes:
-    """A serialized AgentDecideRequest; `trial_field` is `string_field(trial_id)`."""
+def _len_tag(number: int) -> bytes:
+    return varint(number << 3 | 2)
+
+
+def decide_request(
+    trial_field: bytes, actor_id: int, observation: EncodedObservation, field: int = 0
+) -> bytes:
+    """A serialized AgentDecideRequest; `trial_field` is `string_field(trial_id)`.
+
+    With `field`, the request embedded as that field of an enclosing message (a stream
+    request): the observation is still copied once.
+    """
     actor = _TAG_2_VARINT + varint(actor_id) if actor_id else b""
     head, payload = observation.parts
-    return b"".join((trial_field, actor, _TAG_3_LEN, varint(observation.size), head, payload))
+    size = varint(observation.size)
+    if not field:
+        return b"".join((trial_field, actor, _TAG_3_LEN, size, head, payload))
+    inner = len(trial_field) + len(actor) + 1 + len(size) + observation.size
+    outer = _len_tag(field) + varint(inner)
+    return b"".join((outer, trial_field, actor, _TAG_3_LEN, size, head, payload))
+
+
+def embed(field: int, data: bytes) -> bytes:
+    """`data` (a serialized message) as the length-delimited field `field` of an enclosing
+    message: for the small requests of a stream."""
+    return b"".join((_len_tag(field), varint(len(data)), data))
 
 
 def action_reply(
@@ -281,6 +307,23 @@ def read_env_reply(data: Bytes) -> EnvReply:
         elif number == 3 and wire_type == _VARINT:
             reply.end_trial = value != 0
     return reply
+
+
+def stream_reply(data: Bytes) -> tuple[int, memoryview]:
+    """The reply a stream reply holds (its oneof): its field number, and its bytes as a slice
+    of `data` (not copied). As protobuf reads a oneof, the last field wins.
+
+    Raises:
+        ValueError: malformed data, or no reply in it.
+    """
+    found = None
+    for number, wire_type, value in fields(data):
+        if wire_type != _LEN:
+            raise ValueError(f"field {number} of a stream reply is not a message")
+        found = (number, value)
+    if found is None:
+        raise ValueError("an empty stream reply")
+    return found
 
 
 def _parse(message_type: Any, data: memoryview) -> Any:

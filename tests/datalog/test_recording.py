@@ -34,9 +34,12 @@ def _datalog(way: str, db: Path, serve_datalog: Callable[..., ServeProcess]) -> 
     return grpc_datalog(serve_datalog(db).url)
 
 
-@pytest.mark.parametrize("way", ["sqlite", "serve"])
+@pytest.mark.parametrize(
+    ("way", "transport"), [("sqlite", "stream"), ("sqlite", "unary"), ("serve", "auto")]
+)
 def test_a_trial_reads_back_as_everyone_saw_it(
     way: str,
+    transport: str,
     tmp_path: Path,
     recording: Callable[..., Any],
     connect: Callable[..., Any],
@@ -47,7 +50,7 @@ def test_a_trial_reads_back_as_everyone_saw_it(
     from data_pb2 import Board, Chat, Move
 
     db = tmp_path / "trials.db"
-    orch = recording(_datalog(way, db, serve_datalog))
+    orch = recording(_datalog(way, db, serve_datalog), transport=transport)
     trial = connect(orch).start_trial(
         cog_settings.actor_classes.player, trial_cfg=cog_settings.trial.config_type(), user_id="ann"
     )

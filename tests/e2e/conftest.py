@@ -3,9 +3,14 @@
 * `services` (session): every service of the test project (and of services_extra.py) served
   in-process by GrpcServers on free ports; `services.endpoints[name]` is its grpc:// endpoint
   (names: env, player, watcher, failing_env, failing_player, hooks, dead).
+* `transport` (function): how the `orchestrator` fixture's orchestrators call the services:
+  "auto" (the default: streams, as our GrpcServers serve them); a test module or test
+  parametrized with `BOTH_TRANSPORTS` runs once on "stream" and once on "unary" (the 0.5
+  calls), each forced (no fallback from one to the other but a service's max_streams).
 * `orchestrator` (function): `orchestrator(actors=..., **params)` starts a
   `cogment.Orchestrator` whose default trial parameters point at those services (see
-  `trial_params`) and whose pre-trial hook is the routing hook; stopped at teardown.
+  `trial_params`) and whose pre-trial hook is the routing hook, with `transport`; stopped
+  at teardown.
 * `connect` (function): `connect(orch, **kwargs)` opens a client Connection (timeout 30 s
   unless given), closed at teardown.
 """
@@ -26,6 +31,8 @@ from cogment.client import Connection
 
 LOCALHOST = "127.0.0.1"
 HUMAN_TRIAL = (("player", "human"), ("player", "player"), ("watcher", "watcher"))
+BOTH_TRANSPORTS = pytest.mark.parametrize("transport", ["stream", "unary"])
+"""Runs a test (or, as `pytestmark`, a module) on both of the orchestrator's transports."""
 
 
 @dataclasses.dataclass
@@ -127,8 +134,14 @@ def trial_params(
 
 
 @pytest.fixture
+def transport() -> str:
+    """The orchestrator's transport (overridden by `BOTH_TRANSPORTS`)."""
+    return "auto"
+
+
+@pytest.fixture
 def orchestrator(
-    cog_settings: types.ModuleType, services: Services
+    cog_settings: types.ModuleType, services: Services, transport: str
 ) -> Iterator[Callable[..., cogment.Orchestrator]]:
     started: list[cogment.Orchestrator] = []
 
@@ -136,6 +149,7 @@ def orchestrator(
         actors: Sequence[tuple[str, str]] = HUMAN_TRIAL, **params: Any
     ) -> cogment.Orchestrator:
         response_timeout = params.pop("response_timeout", 10.0)
+        how = params.pop("transport", transport)
         orch = cogment.Orchestrator(
             cog_settings,
             port=0,
@@ -143,6 +157,7 @@ def orchestrator(
             default_trial_params=trial_params(cog_settings, services, actors, **params),
             pre_hooks=[services.endpoints["hooks"]],
             datalog_endpoint="",
+            transport=how,
         )
         started.append(orch.start())
         return orch

@@ -13,10 +13,11 @@ import pytest
 
 from cogment.client import Connection
 from cogment.errors import TrialEndedError, TrialError
-from tests.e2e.conftest import Services
+from tests.e2e.conftest import BOTH_TRANSPORTS, Services
 from tests.listeners import Ends, settle
 from tests.waiting import TrialLookups, wait_until
 
+pytestmark = BOTH_TRANSPORTS
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
 AGENTS_ONLY = [("player", "player"), ("player", "player"), ("watcher", "watcher")]

@@ -12,7 +12,7 @@ import pytest
 from cogment.api import orchestrator_pb2, orchestrator_pb2_grpc
 from cogment.client import Connection
 from cogment.errors import CogmentRpcError, ConfigurationError, TrialError
-from tests.e2e.conftest import Services, free_port
+from tests.e2e.conftest import BOTH_TRANSPORTS, Services, free_port
 from tests.waiting import wait_until
 
 Start = Callable[..., Any]
@@ -104,6 +104,7 @@ def test_a_join_for_another_class_leaves_the_slot_free(
     second.end()
 
 
+@BOTH_TRANSPORTS
 def test_bad_action_bytes_are_an_invalid_argument(orchestrator: Start, connect: Connect) -> None:
     from data_pb2 import Move
 
@@ -121,6 +122,7 @@ def test_bad_action_bytes_are_an_invalid_argument(orchestrator: Start, connect: 
     assert trial.do_action(Move(cell=0)).observation.turn == 1  # the trial goes on
 
 
+@BOTH_TRANSPORTS
 def test_failing_services_end_only_their_trial(
     orchestrator: Start, connect: Connect, services: Services
 ) -> None:
@@ -168,6 +170,7 @@ def test_failing_services_end_only_their_trial(
     assert healthy.error is None
 
 
+@BOTH_TRANSPORTS
 def test_unreachable_services_fail_the_start(
     orchestrator: Start, connect: Connect, services: Services
 ) -> None:

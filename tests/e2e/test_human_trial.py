@@ -12,13 +12,14 @@ import pytest
 import cogment
 from cogment.client import Connection
 from cogment.errors import TrialEndedError
-from tests.e2e.conftest import Services, trial_params
+from tests.e2e.conftest import BOTH_TRANSPORTS, Services, trial_params
 from tests.e2e.model import BoardModel, texts, weighted
 
 Start = Callable[..., Any]
 Connect = Callable[..., Connection]
 
 
+@BOTH_TRANSPORTS
 def test_a_human_trial_of_50_ticks(
     orchestrator: Start, connect: Connect, cog_settings: types.ModuleType, services: Services
 ) -> None:
@@ -99,6 +100,7 @@ def test_a_human_trial_of_50_ticks(
         assert [e for _, e, _ in journal.events(trial.id, who)].count("end") == 1, who
 
 
+@BOTH_TRANSPORTS
 def test_the_action_stream(
     orchestrator: Start, connect: Connect, cog_settings: types.ModuleType, services: Services
 ) -> None:
@@ -124,6 +126,7 @@ def test_the_action_stream(
     assert ends == 1
 
 
+@BOTH_TRANSPORTS
 def test_a_second_human_joins(
     orchestrator: Start, connect: Connect, cog_settings: types.ModuleType, services: Services
 ) -> None:
@@ -163,6 +166,7 @@ def test_a_second_human_joins(
         second.do_action(Move(cell=0))
 
 
+@BOTH_TRANSPORTS
 def test_a_streaming_client_learns_the_end_while_idle(
     orchestrator: Start, connect: Connect
 ) -> None:

@@ -6,7 +6,7 @@ import threading
 from typing import Any, Callable
 
 from cogment.client import Connection
-from tests.e2e.conftest import Services
+from tests.e2e.conftest import BOTH_TRANSPORTS, Services
 from tests.e2e.model import BoardModel, texts
 from tests.waiting import wait_until
 
@@ -14,6 +14,7 @@ TRIALS = 20
 TICKS = 15
 
 
+@BOTH_TRANSPORTS
 def test_twenty_trials_in_parallel(
     orchestrator: Callable[..., Any], connect: Callable[..., Connection], services: Services
 ) -> None:

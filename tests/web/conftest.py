@@ -26,7 +26,7 @@ import aiohttp
 
 import cogment
 from cogment.web.server import WebBridge
-from tests.e2e.conftest import orchestrator, services  # noqa: F401
+from tests.e2e.conftest import orchestrator, services, transport  # noqa: F401
 
 T = TypeVar("T")
 RUN_TIMEOUT = 60.0
