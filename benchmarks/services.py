@@ -122,6 +122,47 @@ def role_orchestrator(ctl: Control, argv: list[str]) -> None:
     cli.main(["orchestrator", "--file", args.file, "--port", str(args.port), *extra])
 
 
+def _drive(
+    ctl: Control,
+    concurrency: int,
+    first: Callable[[int], Optional[Callable[[], Any]]],
+    trials: list[Any],
+    errors: list[str],
+) -> int:
+    """Plays `concurrency` trials, one thread each: `first(i)` starts trial i and makes its
+    first action, and returns the step that makes the next one (None: the trial is only
+    held). Once every trial is started, says ready, steps until the stop; returns the steps
+    made."""
+    counts = [0] * concurrency
+    started = threading.Barrier(concurrency + 1)
+
+    def run(i: int) -> None:
+        try:
+            step = first(i)
+            started.wait(120.0)
+            if step is None:
+                return
+            while not ctl.stop.is_set():
+                step()
+                counts[i] += 1
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}")
+            started.abort()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    try:
+        started.wait(120.0)
+    except threading.BrokenBarrierError:
+        raise RuntimeError(f"starting trials failed: {errors[:3]}") from None
+    ctl.ready(trials=len(trials))
+    ctl.stop.wait()
+    for thread in threads:
+        thread.join(10.0)
+    return sum(counts)
+
+
 def role_cogment_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="cogment-client")
     parser.add_argument("--settings", required=True)
@@ -139,49 +180,27 @@ def role_cogment_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
     player = cog_settings.actor_classes.player
     act = player.action_space(x=1)
     connection = Connection(cog_settings, targets if len(targets) > 1 else targets[0])
-    counts = [0] * args.concurrency
     errors: list[str] = []
     trials: list[Any] = []
-    started = threading.Barrier(args.concurrency + 1)
 
-    def run(i: int) -> None:
-        try:
-            trial = connection.start_trial(player)
-            trials.append(trial)
-            if args.agent_only:
-                started.wait(120.0)
-                return
-            if args.stream:
-                trial.begin_actions_stream()
-            trial.do_action(act)
-            started.wait(120.0)
-            while not ctl.stop.is_set():
-                trial.do_action(act)
-                counts[i] += 1
-        except Exception as error:
-            errors.append(f"{type(error).__name__}: {error}")
-            started.abort()
+    def first(i: int) -> Optional[Callable[[], Any]]:
+        trial = connection.start_trial(player)
+        trials.append(trial)
+        if args.agent_only:
+            return None
+        if args.stream:
+            trial.begin_actions_stream()
+        trial.do_action(act)
+        return lambda: trial.do_action(act)
 
-    threads = [
-        threading.Thread(target=run, args=(i,), daemon=True) for i in range(args.concurrency)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        started.wait(120.0)
-    except threading.BrokenBarrierError:
-        raise RuntimeError(f"starting trials failed: {errors[:3]}") from None
-    ctl.ready(trials=len(trials))
-    ctl.stop.wait()
-    for thread in threads:
-        thread.join(10.0)
+    ticks = _drive(ctl, args.concurrency, first, trials, errors)
     enders = [threading.Thread(target=_end, args=(t, errors), daemon=True) for t in trials]
     for thread in enders:
         thread.start()
     for thread in enders:
         thread.join(10.0)
     _close(connection)
-    return {"ticks": sum(counts), "errors": errors[:10]}
+    return {"ticks": ticks, "errors": errors[:10]}
 
 
 def role_raw_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
@@ -198,46 +217,25 @@ def role_raw_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
     action = cog_settings.actor_classes.player.action_space(x=1).SerializeToString()
     channels = [grpc.insecure_channel(args.start), grpc.insecure_channel(args.target)]
     starter, target = (orchestrator_pb2_grpc.TrialStub(c) for c in channels)
-    counts = [0] * args.concurrency
     errors: list[str] = []
     trials: list[str] = []
-    started = threading.Barrier(args.concurrency + 1)
 
-    def run(i: int) -> None:
+    def first(i: int) -> Callable[[], Any]:
         metadata = [("session_id", f"raw-client-{i}")]
-        try:
-            reply = starter.Start(
-                orchestrator_pb2.TrialStartRequest(user_id="raw"),
-                timeout=CALL_TIMEOUT,
-                metadata=metadata,
-            )
-            trials.append(reply.trial_id)
-            request = orchestrator_pb2.TrialActionRequest(
-                trial_id=reply.trial_id, actor_id=reply.actor_id
-            )
-            request.action.content = action
-            target.Action(request, timeout=CALL_TIMEOUT, metadata=metadata)
-            started.wait(120.0)
-            while not ctl.stop.is_set():
-                target.Action(request, timeout=CALL_TIMEOUT, metadata=metadata)
-                counts[i] += 1
-        except Exception as error:
-            errors.append(f"{type(error).__name__}: {error}")
-            started.abort()
+        reply = starter.Start(
+            orchestrator_pb2.TrialStartRequest(user_id="raw"),
+            timeout=CALL_TIMEOUT,
+            metadata=metadata,
+        )
+        trials.append(reply.trial_id)
+        request = orchestrator_pb2.TrialActionRequest(
+            trial_id=reply.trial_id, actor_id=reply.actor_id
+        )
+        request.action.content = action
+        target.Action(request, timeout=CALL_TIMEOUT, metadata=metadata)
+        return lambda: target.Action(request, timeout=CALL_TIMEOUT, metadata=metadata)
 
-    threads = [
-        threading.Thread(target=run, args=(i,), daemon=True) for i in range(args.concurrency)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        started.wait(120.0)
-    except threading.BrokenBarrierError:
-        raise RuntimeError(f"starting trials failed: {errors[:3]}") from None
-    ctl.ready(trials=len(trials))
-    ctl.stop.wait()
-    for thread in threads:
-        thread.join(10.0)
+    ticks = _drive(ctl, args.concurrency, first, trials, errors)
     for trial_id in trials:
         try:
             starter.End(orchestrator_pb2.TrialEndRequest(trial_id=trial_id), timeout=10.0)
@@ -245,7 +243,7 @@ def role_raw_client(ctl: Control, argv: list[str]) -> dict[str, Any]:
             errors.append(f"end: {error.code().name}: {error.details()}")
     for channel in channels:
         channel.close()
-    return {"ticks": sum(counts), "errors": errors[:10]}
+    return {"ticks": ticks, "errors": errors[:10]}
 
 
 def _end(trial: Any, errors: list[str]) -> None:
