@@ -15,6 +15,7 @@ every entry). The orchestrator pins each trial to one of them (`orchestrator/rep
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Optional
@@ -71,6 +72,17 @@ class Endpoint(NamedTuple):
     def is_local(self) -> bool:
         """True when the host is this machine (one of `LOCAL_HOSTS`)."""
         return self.host in LOCAL_HOSTS
+
+
+def port_argument(text: str) -> int:
+    """A command line's port number (0-65535), for `argparse` (`type=port_argument`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}")
+    return value
 
 
 def host_port(host: str, port: int) -> str:

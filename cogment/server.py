@@ -21,7 +21,7 @@ from cogment.errors import CogmentError, ConfigurationError
 from cogment.lifecycle import Lifecycle, misuse
 from cogment.servicers import make_servicer
 from cogment.stream_servicers import StreamSlots
-from cogment.tls import FilePath, server_credentials
+from cogment.tls import FilePath, add_port, server_credentials
 
 _LOG = logging.getLogger("cogment")
 
@@ -138,13 +138,7 @@ class GrpcServer:
             self._executor, options=[*message_size_options(max_message_mb), _NO_REUSEPORT]
         )
         add_servicer(servicer, self._server)
-        try:
-            if credentials is None:
-                bound = self._server.add_insecure_port(f"{host}:{port}")
-            else:
-                bound = self._server.add_secure_port(f"{host}:{port}", credentials)
-        except RuntimeError:
-            bound = 0
+        bound = add_port(self._server, f"{host}:{port}", credentials)
         if not bound:
             self._close()
             raise CogmentError(

@@ -125,6 +125,22 @@ def server_credentials(
 
 
 @functools.lru_cache(maxsize=1)
+def add_port(
+    server: Union[grpc.Server, grpc.aio.Server],
+    address: str,
+    credentials: Optional[grpc.ServerCredentials],
+) -> int:
+    """Has `server` listen on `address` ("host:port"), with TLS when `credentials` are
+    given, in plaintext otherwise. Returns the port bound, 0 when the address cannot be
+    bound (in use, or invalid)."""
+    try:
+        if credentials is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, credentials)
+    except RuntimeError:
+        return 0
+
+
 def system_roots() -> Optional[bytes]:
     """The system's CA bundle (None: let gRPC use its own roots, or those of
     GRPC_DEFAULT_SSL_ROOTS_FILE_PATH)."""

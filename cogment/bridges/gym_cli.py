@@ -14,19 +14,10 @@ import logging
 import sys
 from typing import Any, Callable
 
+from cogment.endpoint import port_argument
 from cogment.errors import CogmentError
 
 KIND = "gym"
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}")
-    return value
 
 
 def add_commands(parser: argparse.ArgumentParser, kind: str, target_help: str) -> None:
@@ -34,7 +25,7 @@ def add_commands(parser: argparse.ArgumentParser, kind: str, target_help: str) -
     commands = parser.add_subparsers(dest="action", metavar="ACTION")
     serve = commands.add_parser("serve", help=f"serve {target_help} as a Cogment environment")
     serve.add_argument("target", metavar="ENV", help=target_help)
-    serve.add_argument("--port", type=_port, default=9002, help="port to serve on (9002)")
+    serve.add_argument("--port", type=port_argument, default=9002, help="port to serve on (9002)")
     serve.add_argument("--host", default="[::]", help="interface to serve on (all)")
     serve.add_argument(
         "--render", action="store_true", help="send rendered frames (rgb_array) in observations"
@@ -42,9 +33,12 @@ def add_commands(parser: argparse.ArgumentParser, kind: str, target_help: str) -
     init = commands.add_parser("init", help=f"write a Cogment project around {target_help}")
     init.add_argument("target", metavar="ENV", help=target_help)
     init.add_argument("directory", metavar="DIR", help="the project's folder (created)")
-    init.add_argument("--env-port", type=_port, default=9002, help="the env's port (9002)")
+    init.add_argument("--env-port", type=port_argument, default=9002, help="the env's port (9002)")
     init.add_argument(
-        "--orchestrator-port", type=_port, default=9000, help="the orchestrator's port (9000)"
+        "--orchestrator-port",
+        type=port_argument,
+        default=9000,
+        help="the orchestrator's port (9000)",
     )
     init.add_argument("--force", action="store_true", help="overwrite the project's files")
 

@@ -25,7 +25,7 @@ from cogment.constants import DEFAULT_MAX_MESSAGE_MB, message_size_options
 from cogment.errors import ConfigurationError, DatalogError, StatusError
 from cogment.protocol import version_info
 from cogment.settings import DEFAULT_MAX_QUEUE_BYTES
-from cogment.tls import FilePath, server_credentials
+from cogment.tls import FilePath, add_port, server_credentials
 
 from . import store, stream
 from .writer import StoreWriter
@@ -245,13 +245,7 @@ class DatalogServer:
         )
         add_service(server, datalog_ext_pb2.DESCRIPTOR.services_by_name["DatalogTrials"], exporter)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        try:
-            if self._credentials is None:
-                bound = server.add_insecure_port(address)
-            else:
-                bound = server.add_secure_port(address, self._credentials)
-        except RuntimeError:
-            bound = 0
+        bound = add_port(server, address, self._credentials)
         if not bound:
             await server.stop(None)
             await writer.close(0)

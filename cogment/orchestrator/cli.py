@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from cogment.constants import DEFAULT_MAX_MESSAGE_MB
-from cogment.endpoint import GRPCS_SCHEME, host_port
+from cogment.endpoint import GRPCS_SCHEME, host_port, port_argument
 from cogment.errors import ConfigurationError
 
 from .endpoints import TRANSPORTS
@@ -37,20 +37,10 @@ def _positive(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}")
-    return value
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds the orchestrator's options to `parser`."""
     parser.add_argument("--file", default="cogment.yaml", help="the project's cogment.yaml")
-    parser.add_argument("--port", type=_port, default=9000, help="port to serve on (9000)")
+    parser.add_argument("--port", type=port_argument, default=9000, help="port to serve on (9000)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve on (127.0.0.1)")
     parser.add_argument(
         "--log-level",

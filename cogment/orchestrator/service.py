@@ -28,7 +28,7 @@ from cogment.endpoint import host_port, parse_grpc_endpoint
 from cogment.errors import ConfigurationError, StatusError
 from cogment.ownership import default_advertised, new_trial_id
 from cogment.settings import DatalogSettings
-from cogment.tls import FilePath, server_credentials
+from cogment.tls import FilePath, add_port, server_credentials
 from cogment.version import version_entries
 
 from . import params as trial_params
@@ -333,13 +333,7 @@ class OrchestratorServer:
         )
         # replies may be bytes already encoded by `wire` (the hot path) as well as messages
         add_service(server, _TRIAL_SERVICE, TrialServicer(self), wire.serialize)
-        try:
-            if self._credentials is None:
-                bound = server.add_insecure_port(address)
-            else:
-                bound = server.add_secure_port(address, self._credentials)
-        except RuntimeError:
-            bound = 0
+        bound = add_port(server, address, self._credentials)
         if not bound:
             await server.stop(None)
             raise ConfigurationError(f"cannot listen on {address}: address in use or invalid")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 from cogment.client.connection import DEFAULT_HEARTBEAT_INTERVAL
+from cogment.endpoint import port_argument
 from cogment.errors import CogmentError, ConfigurationError
 from cogment.web import protocol as p
 
@@ -47,16 +48,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}")
-    return value
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds the options of `cogment web` to `parser`."""
     parser.add_argument("--file", default="cogment.yaml", help="the project's cogment.yaml")
@@ -66,7 +57,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="the orchestrator's host:port (grpcs://host:port for TLS)",
     )
     parser.add_argument(
-        "--port", type=_port, default=p.DEFAULT_PORT, help=f"port to serve on ({p.DEFAULT_PORT})"
+        "--port",
+        type=port_argument,
+        default=p.DEFAULT_PORT,
+        help=f"port to serve on ({p.DEFAULT_PORT})",
     )
     parser.add_argument(
         "--host",
